@@ -1,0 +1,62 @@
+"""A client's partition of the training data, loaded once per process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedtna.data import DatasetBundle, load_dataset, partition_dataset
+from fedtna.masks import derive_seed
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@lru_cache(maxsize=4)
+def _bundle(dataset_key: str) -> DatasetBundle:
+    return load_dataset(json.loads(dataset_key))
+
+
+def dataset_bundle(run_config: Mapping[str, Any]) -> DatasetBundle:
+    """The run's dataset, cached per process (simulation actors reuse it every round)."""
+    return _bundle(_key(run_config["dataset"]))
+
+
+def partition_seed(run_config: Mapping[str, Any]) -> int:
+    """The partitioners' seed, derived from the run seed (numpy needs < 2^32)."""
+    return derive_seed(run_config["seed"], "partition") % (2**32)
+
+
+@lru_cache(maxsize=4)
+def _partitions(dataset_key: str, partition_key: str, num_clients: int, seed: int) -> tuple[np.ndarray, ...]:
+    bundle = _bundle(dataset_key)
+    return tuple(partition_dataset(json.loads(partition_key), bundle.train_y.numpy(), num_clients, seed))
+
+
+def all_partitions(run_config: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
+    """Index arrays of every client's partition, identical for the same seed."""
+    return _partitions(
+        _key(run_config["dataset"]), _key(run_config["partition"]), int(run_config["num_clients"]),
+        partition_seed(run_config),
+    )
+
+
+@lru_cache(maxsize=64)
+def _client_tensors(dataset_key: str, partition_key: str, num_clients: int, seed: int, partition_id: int):
+    bundle = _bundle(dataset_key)
+    indices = torch.from_numpy(_partitions(dataset_key, partition_key, num_clients, seed)[partition_id])
+    return bundle.train_x[indices].contiguous(), bundle.train_y[indices].contiguous()
+
+
+def client_data(run_config: Mapping[str, Any], partition_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, labels) of one client's partition as in-memory tensors."""
+    return _client_tensors(
+        _key(run_config["dataset"]), _key(run_config["partition"]), int(run_config["num_clients"]),
+        partition_seed(run_config), partition_id,
+    )

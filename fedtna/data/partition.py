@@ -1,0 +1,184 @@
+"""Split train-set indices across clients with flwr-datasets partitioners (IID, Dirichlet, pathological)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fedtna.data.targets import call_configured
+from fedtna.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flwr_datasets.partitioner import Partitioner
+
+logger = logging.getLogger(__name__)
+
+LABEL_COLUMN = "label"
+CLASS_ASSIGNMENT_MODES = ("random", "deterministic", "first-deterministic")
+
+
+def partition_dataset(
+    partition_cfg: Mapping[str, Any], labels: np.ndarray, num_partitions: int, seed: int
+) -> list[np.ndarray]:
+    """Run the partition function the config's `_target_` names, so a new scheme is one function + one YAML."""
+    return call_configured(partition_cfg, "partition", labels=labels, num_partitions=num_partitions, seed=seed)
+
+
+def iid(labels: np.ndarray, num_partitions: int, seed: int, **_: Any) -> list[np.ndarray]:
+    """Equal-sized random shards, each a uniform sample of the train set."""
+    from flwr_datasets.partitioner import IidPartitioner  # imported late: flwr-datasets takes seconds to import
+
+    label_array = _check_common(labels, num_partitions, seed)
+    return _run_partitioner(IidPartitioner(num_partitions=num_partitions), label_array, seed)
+
+
+def dirichlet(
+    labels: np.ndarray,
+    num_partitions: int,
+    seed: int,
+    alpha: float,
+    min_partition_size: int = 10,
+    self_balancing: bool = False,
+    **_: Any,
+) -> list[np.ndarray]:
+    """Per class, client shares drawn from Dirichlet(alpha): smaller alpha, more label skew."""
+    from flwr_datasets.partitioner import DirichletPartitioner
+
+    label_array = _check_common(labels, num_partitions, seed)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise ConfigError(f"partition.alpha={alpha!r} must be a number > 0 (e.g. 0.1 skewed, 100 near-IID)")
+    if isinstance(min_partition_size, bool) or not isinstance(min_partition_size, (int, np.integer)):
+        raise ConfigError(f"partition.min_partition_size={min_partition_size!r} must be an integer >= 0")
+    if min_partition_size < 0 or min_partition_size * num_partitions > len(label_array):
+        raise ConfigError(
+            f"partition.min_partition_size={min_partition_size} is impossible: it must be >= 0 and "
+            f"{num_partitions} partitions x {min_partition_size} must not exceed the {len(label_array)} train samples"
+        )
+    partitioner = DirichletPartitioner(
+        num_partitions=num_partitions,
+        partition_by=LABEL_COLUMN,
+        alpha=float(alpha),
+        min_partition_size=int(min_partition_size),
+        self_balancing=bool(self_balancing),
+        seed=seed,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            partitions = _run_partitioner(partitioner, label_array, seed)
+        except ValueError as exc:
+            if "max number of attempts" not in str(exc):
+                raise
+            raise ConfigError(
+                f"partition.min_partition_size={min_partition_size} was not reached by all {num_partitions} "
+                f"partitions with alpha={alpha} after {len(_redraws(caught))} Dirichlet draws; "
+                "lower min_partition_size or num_partitions, or raise alpha"
+            ) from None
+    redraws = _redraws(caught)
+    for other in caught:
+        if other not in redraws:
+            warnings.warn(other.message, other.category, stacklevel=2)
+    if redraws:
+        logger.info("dirichlet partition redrew %d times to give every client >= %d samples",
+                    len(redraws), min_partition_size)
+    return partitions
+
+
+def pathological(
+    labels: np.ndarray,
+    num_partitions: int,
+    seed: int,
+    classes_per_client: int,
+    class_assignment_mode: str = "random",
+    **_: Any,
+) -> list[np.ndarray]:
+    """Each client holds only `classes_per_client` classes, each class's samples split among its holders."""
+    from flwr_datasets.partitioner import PathologicalPartitioner
+
+    label_array = _check_common(labels, num_partitions, seed)
+    present = len(np.unique(label_array))
+    if isinstance(classes_per_client, bool) or not isinstance(classes_per_client, (int, np.integer)) or not (
+        1 <= classes_per_client <= present
+    ):
+        raise ConfigError(
+            f"partition.classes_per_client={classes_per_client!r} must be an integer from 1 to {present} "
+            "(the number of classes present in the train labels)"
+        )
+    if class_assignment_mode not in CLASS_ASSIGNMENT_MODES:
+        raise ConfigError(
+            f"partition.class_assignment_mode={class_assignment_mode!r} is not one of {list(CLASS_ASSIGNMENT_MODES)}"
+        )
+    partitioner = PathologicalPartitioner(
+        num_partitions=num_partitions,
+        partition_by=LABEL_COLUMN,
+        num_classes_per_partition=int(classes_per_client),
+        class_assignment_mode=class_assignment_mode,  # type: ignore[arg-type]
+        seed=seed,
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Classes: .* will NOT be used")
+            partitions = _run_partitioner(partitioner, label_array, seed)
+    except ValueError as exc:
+        if "is needed to be assigned to more partitions" not in str(exc):
+            raise
+        raise ConfigError(
+            f"partition.classes_per_client={classes_per_client} with num_partitions={num_partitions}: "
+            f"a class would be shared by more clients than it has samples ({str(exc).split(' than there')[0]}); "
+            "lower num_partitions or classes_per_client"
+        ) from None
+    _log_unused_samples(partitions, len(label_array))
+    return partitions
+
+
+def _check_common(labels: np.ndarray, num_partitions: int, seed: int) -> np.ndarray:
+    """Validate what every scheme shares and return the labels as a 1-D int64 array."""
+    label_array = np.asarray(labels)
+    if label_array.ndim != 1 or label_array.size == 0 or not np.issubdtype(label_array.dtype, np.integer):
+        raise ConfigError(
+            f"partition labels must be a non-empty 1-D integer array, got shape {label_array.shape} "
+            f"dtype {label_array.dtype}"
+        )
+    if isinstance(num_partitions, bool) or not isinstance(num_partitions, (int, np.integer)) or not (
+        1 <= num_partitions <= len(label_array)
+    ):
+        raise ConfigError(
+            f"num_partitions={num_partitions!r} must be an integer from 1 to {len(label_array)} "
+            "(the number of train samples)"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed={seed!r} must be a non-negative integer")
+    return label_array.astype(np.int64, copy=False)
+
+
+def _run_partitioner(partitioner: Partitioner, labels: np.ndarray, seed: int) -> list[np.ndarray]:
+    """Give the partitioner a seeded shuffle of (label, index) rows and read back each client's indices.
+
+    The shuffle matters: IidPartitioner takes contiguous shards and the label-based partitioners split each
+    class in dataset order, so without it clients would get runs of the original file order.
+    """
+    from datasets import Dataset
+
+    order = np.random.default_rng(seed).permutation(len(labels))
+    partitioner.dataset = Dataset.from_dict({LABEL_COLUMN: labels[order], "index": order})
+    return [
+        np.sort(np.asarray(partitioner.load_partition(partition_id)["index"], dtype=np.int64))
+        for partition_id in range(partitioner.num_partitions)
+    ]
+
+
+def _redraws(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+    """DirichletPartitioner warns once per rejected draw (some client below min_partition_size)."""
+    return [warning for warning in caught if "min_partition_size" in str(warning.message)]
+
+
+def _log_unused_samples(partitions: list[np.ndarray], total: int) -> None:
+    """Say how many samples a pathological split left out (classes no client drew in 'random' mode)."""
+    used = sum(len(indices) for indices in partitions)
+    if used < total:
+        logger.warning("pathological partition left %d of %d train samples unassigned: no client drew their class",
+                       total - used, total)

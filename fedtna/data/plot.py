@@ -1,0 +1,58 @@
+"""A picture of how labels are spread over clients, to check a partition at a glance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fedtna.errors import ConfigError
+
+MAX_LABELLED_CLIENTS = 40
+
+
+def label_counts(labels: np.ndarray, partitions: list[np.ndarray], num_classes: int) -> np.ndarray:
+    """Samples of each class held by each client, as a (clients, classes) int64 matrix."""
+    label_array = np.asarray(labels, dtype=np.int64)
+    if label_array.size and label_array.max() >= num_classes:
+        raise ConfigError(f"num_classes={num_classes} but the labels go up to {int(label_array.max())}")
+    counts = np.zeros((len(partitions), num_classes), dtype=np.int64)
+    for client, indices in enumerate(partitions):
+        client_labels = label_array[np.asarray(indices, dtype=np.int64)]
+        counts[client] = np.bincount(client_labels, minlength=num_classes)
+    return counts
+
+
+def plot_label_distribution(
+    labels: np.ndarray, partitions: list[np.ndarray], num_classes: int, path: str | Path
+) -> None:
+    """Save a stacked horizontal bar chart (one bar per client, one colour per class) as PNG."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    counts = label_counts(labels, partitions, num_classes)
+    num_clients = len(partitions)
+    palette = matplotlib.colormaps["tab10" if num_classes <= 10 else "tab20"]
+    figure = Figure(figsize=(9.0, min(max(3.0, 0.6 + 0.3 * num_clients), 30.0)))
+    FigureCanvasAgg(figure)  # render with Agg without touching pyplot's global backend
+    axes = figure.add_subplot()
+    clients = np.arange(num_clients)
+    left = np.zeros(num_clients, dtype=np.int64)
+    for class_id in range(num_classes):
+        colour = palette(class_id % palette.N)
+        axes.barh(clients, counts[:, class_id], left=left, color=colour, label=str(class_id))
+        left += counts[:, class_id]
+    shown = clients[:: int(np.ceil(max(num_clients, 1) / MAX_LABELLED_CLIENTS))]
+    axes.set_yticks(shown, [f"client {client}" for client in shown])
+    axes.invert_yaxis()
+    axes.set_xlabel("number of samples")
+    axes.set_title(f"Label distribution over {num_clients} clients")
+    axes.legend(
+        title="class", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
+        ncols=int(np.ceil(num_classes / 25)),
+    )
+    figure.tight_layout()
+    output = Path(path)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, format="png", dpi=120)

@@ -1,0 +1,154 @@
+"""Client partitions cover the train set as promised, are seeded, and reject impossible settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from fedtna.data import label_counts, partition_dataset, plot_label_distribution
+from fedtna.data.partition import dirichlet, iid, pathological
+from fedtna.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "partition"
+NUM_CLASSES = 10
+
+
+@pytest.fixture(scope="module")
+def labels() -> np.ndarray:
+    """1,000 labels sorted by class, so any split that forgot to shuffle shows up as contiguous runs."""
+    return np.repeat(np.arange(NUM_CLASSES), 100).astype(np.int64)
+
+
+def assert_exact_cover(partitions: list[np.ndarray], total: int) -> None:
+    """Every train index appears in exactly one partition."""
+    assert all(part.dtype == np.int64 for part in partitions)
+    assert all(np.array_equal(part, np.sort(part)) for part in partitions)
+    assert np.array_equal(np.sort(np.concatenate(partitions)), np.arange(total))
+
+
+def classes_per_partition(labels: np.ndarray, partitions: list[np.ndarray]) -> list[int]:
+    """How many distinct labels each partition holds."""
+    return [len(np.unique(labels[part])) for part in partitions]
+
+
+def test_iid_is_an_even_shuffled_cover(labels: np.ndarray) -> None:
+    partitions = iid(labels, num_partitions=7, seed=0)
+    assert_exact_cover(partitions, len(labels))
+    sizes = [len(part) for part in partitions]
+    assert max(sizes) - min(sizes) <= 1 and len(partitions) == 7
+    assert min(classes_per_partition(labels, partitions)) >= 8  # not contiguous shards of the sorted labels
+
+
+def test_dirichlet_with_min_size_covers_everything(labels: np.ndarray) -> None:
+    partitions = dirichlet(labels, num_partitions=10, seed=0, alpha=0.5, min_partition_size=10)
+    assert_exact_cover(partitions, len(labels))
+    assert min(len(part) for part in partitions) >= 10
+
+
+@pytest.mark.parametrize("mode", ["first-deterministic", "deterministic"])
+def test_pathological_covering_modes_use_every_sample(labels: np.ndarray, mode: str) -> None:
+    partitions = pathological(labels, num_partitions=10, seed=0, classes_per_client=2, class_assignment_mode=mode)
+    assert_exact_cover(partitions, len(labels))
+    assert max(classes_per_partition(labels, partitions)) <= 2
+
+
+def test_pathological_random_is_disjoint_and_limited(labels: np.ndarray) -> None:
+    partitions = pathological(labels, num_partitions=12, seed=1, classes_per_client=3)
+    used = np.concatenate(partitions)
+    assert len(np.unique(used)) == len(used) and used.max() < len(labels)
+    assert classes_per_partition(labels, partitions) == [3] * 12
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        lambda labels, seed: iid(labels, 5, seed),
+        lambda labels, seed: dirichlet(labels, 5, seed, alpha=0.5),
+        lambda labels, seed: pathological(labels, 5, seed, classes_per_client=2),
+    ],
+    ids=["iid", "dirichlet", "pathological"],
+)
+def test_same_seed_same_partitions_other_seed_different(labels: np.ndarray, split) -> None:
+    first, again, other = split(labels, 3), split(labels, 3), split(labels, 4)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_smaller_alpha_gives_more_label_skew(labels: np.ndarray) -> None:
+    skewed = dirichlet(labels, num_partitions=20, seed=0, alpha=0.05, min_partition_size=0)
+    near_iid = dirichlet(labels, num_partitions=20, seed=0, alpha=100.0, min_partition_size=0)
+    skewed_classes = np.mean(classes_per_partition(labels, skewed))
+    near_iid_classes = np.mean(classes_per_partition(labels, near_iid))
+    assert skewed_classes < 4 < 9 < near_iid_classes
+
+
+def test_dirichlet_unreachable_min_size_is_config_error(labels: np.ndarray) -> None:
+    with pytest.raises(ConfigError, match=r"min_partition_size=19 was not reached .* after 11 Dirichlet draws"):
+        dirichlet(labels, num_partitions=50, seed=0, alpha=0.01, min_partition_size=19)
+
+
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        (lambda y: iid(y, 0, 0), r"num_partitions=0 must be an integer from 1 to 1000"),
+        (lambda y: iid(y, 1001, 0), r"num_partitions=1001 must be an integer from 1 to 1000"),
+        (lambda y: iid(y, 2, -1), r"seed=-1 must be a non-negative integer"),
+        (lambda y: iid(y.astype(float), 2, 0), r"labels must be a non-empty 1-D integer array"),
+        (lambda y: dirichlet(y, 5, 0, alpha=0), r"partition.alpha=0 must be a number > 0"),
+        (lambda y: dirichlet(y, 5, 0, alpha=-1.5), r"partition.alpha=-1.5 must be a number > 0"),
+        (lambda y: dirichlet(y, 5, 0, alpha=0.5, min_partition_size=201), r"min_partition_size=201 is impossible"),
+        (lambda y: dirichlet(y, 5, 0, alpha=0.5, min_partition_size=-1), r"min_partition_size=-1 is impossible"),
+        (lambda y: pathological(y, 5, 0, classes_per_client=0), r"classes_per_client=0 must be .* from 1 to 10"),
+        (lambda y: pathological(y, 5, 0, classes_per_client=11), r"classes_per_client=11 must be .* from 1 to 10"),
+        (
+            lambda y: pathological(y, 5, 0, classes_per_client=2, class_assignment_mode="sorted"),
+            r"class_assignment_mode='sorted' is not one of \['random', 'deterministic', 'first-deterministic'\]",
+        ),
+        (
+            lambda y: pathological(y[::50], 20, 0, classes_per_client=10),
+            r"classes_per_client=10 with num_partitions=20: a class would be shared by more clients",
+        ),
+    ],
+)
+def test_bad_values_are_config_errors(labels: np.ndarray, call, pattern: str) -> None:
+    with pytest.raises(ConfigError, match=pattern) as caught:
+        call(labels)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("scheme", ["iid", "dirichlet", "pathological"])
+def test_partition_yaml_runs_through_partition_dataset(labels: np.ndarray, scheme: str) -> None:
+    cfg = OmegaConf.load(CONF_DIR / f"{scheme}.yaml")
+    assert cfg.name == scheme
+    partitions = partition_dataset(cfg, labels, num_partitions=10, seed=0)
+    assert len(partitions) == 10
+    if scheme == "pathological":
+        assert max(classes_per_partition(labels, partitions)) <= cfg.classes_per_client
+    else:
+        assert_exact_cover(partitions, len(labels))
+
+
+def test_partition_dataset_matches_direct_call(labels: np.ndarray) -> None:
+    cfg = {"_target_": "fedtna.data.partition.dirichlet", "name": "dirichlet", "alpha": 0.3}
+    via_config = partition_dataset(cfg, labels, num_partitions=6, seed=9)
+    direct = dirichlet(labels, num_partitions=6, seed=9, alpha=0.3)
+    assert all(np.array_equal(a, b) for a, b in zip(via_config, direct, strict=True))
+
+
+def test_partition_dataset_reports_missing_argument(labels: np.ndarray) -> None:
+    with pytest.raises(ConfigError, match=r"partition config does not fit .*dirichlet.*'alpha'"):
+        partition_dataset({"_target_": "fedtna.data.partition.dirichlet"}, labels, 4, 0)
+
+
+def test_label_counts_and_plot(labels: np.ndarray, tmp_path: Path) -> None:
+    partitions = [np.array([0, 1, 100]), np.array([999]), np.array([], dtype=np.int64)]
+    counts = label_counts(labels, partitions, NUM_CLASSES)
+    assert counts.shape == (3, NUM_CLASSES)
+    assert counts[0, 0] == 2 and counts[0, 1] == 1 and counts[1, 9] == 1 and counts.sum() == 4
+    path = tmp_path / "plots" / "labels.png"
+    plot_label_distribution(labels, iid(labels, 8, 0), NUM_CLASSES, path)
+    content = path.read_bytes()
+    assert content.startswith(b"\x89PNG") and len(content) > 5_000
