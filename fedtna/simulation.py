@@ -42,7 +42,7 @@ def backend_config(run_config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _quiet_loggers(verbose: bool) -> None:
-    level = logging.INFO if verbose else logging.WARNING
+    level = logging.INFO if verbose else logging.ERROR
     logging.getLogger("flwr").setLevel(level)
     logging.getLogger("ray").setLevel(level)
 

@@ -343,7 +343,7 @@ def test_mnist5k_yaml_loads() -> None:
 
 
 def test_imagefolder_yaml_requires_data_dir() -> None:
-    with pytest.raises(ConfigError, match="data_dir"):
+    with pytest.raises(ConfigError, match=r"dataset.data_dir is required but was left as '\?\?\?'"):
         load_dataset(OmegaConf.load(CONF_DIR / "dataset" / "imagefolder.yaml"))
     with pytest.raises(ConfigError, match=r"dataset.data_dir is required"):
         load_dataset({"_target_": "fedtna.data.imagefolder.load_imagefolder", "data_dir": "???"})

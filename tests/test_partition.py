@@ -99,7 +99,10 @@ def test_dirichlet_unreachable_min_size_is_config_error(labels: np.ndarray) -> N
         (lambda y: iid(y.astype(float), 2, 0), r"labels must be a non-empty 1-D integer array"),
         (lambda y: dirichlet(y, 5, 0, alpha=0), r"partition.alpha=0 must be a number > 0"),
         (lambda y: dirichlet(y, 5, 0, alpha=-1.5), r"partition.alpha=-1.5 must be a number > 0"),
-        (lambda y: dirichlet(y, 5, 0, alpha=0.5, min_partition_size=201), r"min_partition_size=201 is impossible"),
+        (
+            lambda y: dirichlet(y, 5, 0, alpha=0.5, min_partition_size=201),
+            r"min_partition_size=201 is impossible: .* 5 partitions x min_partition_size <= 1000",
+        ),
         (lambda y: dirichlet(y, 5, 0, alpha=0.5, min_partition_size=-1), r"min_partition_size=-1 is impossible"),
         (lambda y: pathological(y, 5, 0, classes_per_client=0), r"classes_per_client=0 must be .* from 1 to 10"),
         (lambda y: pathological(y, 5, 0, classes_per_client=11), r"classes_per_client=11 must be .* from 1 to 10"),

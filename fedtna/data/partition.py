@@ -51,12 +51,10 @@ def dirichlet(
     label_array = _check_common(labels, num_partitions, seed)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
         raise ConfigError(f"partition.alpha={alpha!r} must be a number > 0 (e.g. 0.1 skewed, 100 near-IID)")
-    if isinstance(min_partition_size, bool) or not isinstance(min_partition_size, (int, np.integer)):
-        raise ConfigError(f"partition.min_partition_size={min_partition_size!r} must be an integer >= 0")
-    if min_partition_size < 0 or min_partition_size * num_partitions > len(label_array):
+    if not _is_int(min_partition_size) or not 0 <= min_partition_size * num_partitions <= len(label_array):
         raise ConfigError(
-            f"partition.min_partition_size={min_partition_size} is impossible: it must be >= 0 and "
-            f"{num_partitions} partitions x {min_partition_size} must not exceed the {len(label_array)} train samples"
+            f"partition.min_partition_size={min_partition_size!r} is impossible: it must be an integer >= 0 with "
+            f"{num_partitions} partitions x min_partition_size <= {len(label_array)} train samples"
         )
     partitioner = DirichletPartitioner(
         num_partitions=num_partitions,
@@ -83,8 +81,8 @@ def dirichlet(
         if other not in redraws:
             warnings.warn(other.message, other.category, stacklevel=2)
     if redraws:
-        logger.info("dirichlet partition redrew %d times to give every client >= %d samples",
-                    len(redraws), min_partition_size)
+        logger.info("dirichlet partition redrew %d times so every client has >= %d samples", len(redraws),
+                    min_partition_size)
     return partitions
 
 
@@ -101,9 +99,7 @@ def pathological(
 
     label_array = _check_common(labels, num_partitions, seed)
     present = len(np.unique(label_array))
-    if isinstance(classes_per_client, bool) or not isinstance(classes_per_client, (int, np.integer)) or not (
-        1 <= classes_per_client <= present
-    ):
+    if not _is_int(classes_per_client) or not 1 <= classes_per_client <= present:
         raise ConfigError(
             f"partition.classes_per_client={classes_per_client!r} must be an integer from 1 to {present} "
             "(the number of classes present in the train labels)"
@@ -128,8 +124,7 @@ def pathological(
             raise
         raise ConfigError(
             f"partition.classes_per_client={classes_per_client} with num_partitions={num_partitions}: "
-            f"a class would be shared by more clients than it has samples ({str(exc).split(' than there')[0]}); "
-            "lower num_partitions or classes_per_client"
+            "a class would be shared by more clients than it has samples; lower num_partitions or classes_per_client"
         ) from None
     _log_unused_samples(partitions, len(label_array))
     return partitions
@@ -143,16 +138,19 @@ def _check_common(labels: np.ndarray, num_partitions: int, seed: int) -> np.ndar
             f"partition labels must be a non-empty 1-D integer array, got shape {label_array.shape} "
             f"dtype {label_array.dtype}"
         )
-    if isinstance(num_partitions, bool) or not isinstance(num_partitions, (int, np.integer)) or not (
-        1 <= num_partitions <= len(label_array)
-    ):
+    if not _is_int(num_partitions) or not 1 <= num_partitions <= len(label_array):
         raise ConfigError(
             f"num_partitions={num_partitions!r} must be an integer from 1 to {len(label_array)} "
             "(the number of train samples)"
         )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not _is_int(seed) or seed < 0:
         raise ConfigError(f"seed={seed!r} must be a non-negative integer")
     return label_array.astype(np.int64, copy=False)
+
+
+def _is_int(value: Any) -> bool:
+    """True for Python and numpy integers, but not for bools (YAML `true` must not count as 1)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _run_partitioner(partitioner: Partitioner, labels: np.ndarray, seed: int) -> list[np.ndarray]:
@@ -180,5 +178,5 @@ def _log_unused_samples(partitions: list[np.ndarray], total: int) -> None:
     """Say how many samples a pathological split left out (classes no client drew in 'random' mode)."""
     used = sum(len(indices) for indices in partitions)
     if used < total:
-        logger.warning("pathological partition left %d of %d train samples unassigned: no client drew their class",
+        logger.warning("pathological partition left %d of %d train samples unused: no client drew their class",
                        total - used, total)

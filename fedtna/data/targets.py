@@ -8,11 +8,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from fedtna.errors import ConfigError
 
 MISSING_VALUE = "???"
+_MISSING_ADVICE = "is required but was left as '???'; set it in the config or on the command line"
 
 
 def plain_config(cfg: Mapping[str, Any], role: str) -> dict[str, Any]:
@@ -20,6 +21,8 @@ def plain_config(cfg: Mapping[str, Any], role: str) -> dict[str, Any]:
     if isinstance(cfg, DictConfig):
         try:
             resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        except MissingMandatoryValue as exc:
+            raise ConfigError(f"{role}.{exc.key} {_MISSING_ADVICE}") from None
         except OmegaConfBaseException as exc:
             first_line = str(exc).splitlines()[0]
             raise ConfigError(f"{role} config cannot be resolved: {first_line}") from None
@@ -29,9 +32,7 @@ def plain_config(cfg: Mapping[str, Any], role: str) -> dict[str, Any]:
     plain = dict(cfg)
     for key, value in plain.items():
         if isinstance(value, str) and value == MISSING_VALUE:
-            raise ConfigError(
-                f"{role}.{key} is required but was left as '???'; set it in the config or on the command line"
-            )
+            raise ConfigError(f"{role}.{key} {_MISSING_ADVICE}")
     return plain
 
 

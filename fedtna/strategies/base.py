@@ -101,9 +101,8 @@ class SeededStrategy(FedAvg):
         round_config = self.round_config(server_round)
         self.round_masks = self.expected_masks(round_config)
         self.previous_arrays = arrays
-        for key, value in round_config.items():
-            config[key] = value
-        record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
+        record = RecordDict({self.arrayrecord_key: arrays,
+                             self.configrecord_key: ConfigRecord({**config, **round_config})})
         chosen = self._sample_partitions(server_round, self.fraction_train, "train-sample")
         return [
             Message(content=record, dst_node_id=self.node_of_partition[part], message_type=MessageType.TRAIN)
@@ -116,8 +115,8 @@ class SeededStrategy(FedAvg):
         """Federated evaluation on a seeded sample (none when fraction_evaluate is 0)."""
         if self.fraction_evaluate <= 0.0:
             return []
-        config["server-round"] = server_round
-        record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
+        record = RecordDict({self.arrayrecord_key: arrays,
+                             self.configrecord_key: ConfigRecord({**config, "server-round": server_round})})
         chosen = self._sample_partitions(server_round, self.fraction_evaluate, "evaluate-sample")
         return [
             Message(content=record, dst_node_id=self.node_of_partition[part], message_type=MessageType.EVALUATE)

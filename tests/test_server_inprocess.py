@@ -1,0 +1,104 @@
+"""Strategies end to end through the real ServerApp and ClientApp code, without Ray."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fedtna.server_app import run_server
+from fedtna.strategies.base import MaskMismatchError
+from tests.conftest import InProcessGrid
+
+
+def run(run_config: dict) -> tuple[dict, list[dict], dict]:
+    grid = InProcessGrid(run_config, int(run_config["num_clients"]))
+    summary = run_server(grid, run_config)
+    output = Path(run_config["output_dir"])
+    rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    model = torch.load(output / "model.pt")
+    return summary, rows, model
+
+
+def test_fedavg_learns_and_writes_results(run_config_factory) -> None:
+    summary, rows, _ = run(run_config_factory("num_rounds=3"))
+    assert [row["round"] for row in rows] == [1, 2, 3]
+    assert {"test_accuracy", "test_loss", "train_loss", "seconds", "clients"} <= set(rows[0])
+    assert rows[-1]["test_accuracy"] > 0.5
+    assert summary["final_test_accuracy"] == rows[-1]["test_accuracy"]
+    output = Path(run_config_factory()["output_dir"]).parent
+    assert (output / "run0" / "summary.json").exists() and (output / "run0" / "metrics.csv").exists()
+
+
+def test_fedprox_with_zero_mu_equals_fedavg(run_config_factory) -> None:
+    _, fedavg_rows, fedavg_model = run(run_config_factory("strategy=fedavg"))
+    _, prox_rows, prox_model = run(run_config_factory("strategy=fedprox", "strategy.proximal_mu=0.0"))
+    _, prox_on_rows, _ = run(run_config_factory("strategy=fedprox", "strategy.proximal_mu=1.0"))
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert strip(fedavg_rows) == strip(prox_rows)
+    assert all(torch.equal(fedavg_model[k], prox_model[k]) for k in fedavg_model)
+    assert strip(prox_on_rows) != strip(fedavg_rows)
+
+
+def test_zero_mask_ratio_reproduces_fedavg(run_config_factory) -> None:
+    _, fedavg_rows, fedavg_model = run(run_config_factory("strategy=fedavg"))
+    _, pfn_rows, pfn_model = run(run_config_factory("strategy=fedpfn", "mask_ratio=0.0"))
+    assert [r["test_accuracy"] for r in fedavg_rows] == [r["test_accuracy"] for r in pfn_rows]
+    assert [r["test_loss"] for r in fedavg_rows] == [r["test_loss"] for r in pfn_rows]
+    assert all(torch.equal(fedavg_model[k], pfn_model[k]) for k in fedavg_model)
+
+
+def test_fedpfn_self_checks_and_exact_anchors_after_aggregation(run_config_factory) -> None:
+    run_config = run_config_factory("strategy=fedpfn", "mask_ratio=0.6", "num_rounds=1")
+    grid = InProcessGrid(run_config, 4)
+    from fedtna.server_app import initial_model
+
+    start = initial_model(run_config).state_dict()
+    run_server(grid, run_config)
+    output = Path(run_config["output_dir"])
+    row = json.loads((output / "metrics.jsonl").read_text().splitlines()[0])
+    assert abs(row["fixed_fraction"] - 0.6) < 0.01
+    assert row["anchor_drift"] == 0.0
+    final = torch.load(output / "model.pt")
+    from fedtna.masks import draw_fixed_masks
+
+    seed = int(grid.delivered[-1].content["config"]["mask-seed"])
+    masks = draw_fixed_masks(initial_model(run_config).named_parameters(), seed, 0.6)
+    for name, mask in masks.items():
+        assert start[name][mask].numpy().tobytes() == final[name][mask].numpy().tobytes()
+        assert not torch.equal(start[name][~mask], final[name][~mask])
+
+
+def test_round_seed_only_travels_and_sampling_is_seeded(run_config_factory) -> None:
+    configs = []
+    for _ in range(2):
+        run_config = run_config_factory("strategy=fedpnu", "fraction_train=0.5", "num_clients=6")
+        grid = InProcessGrid(run_config, 6)
+        run_server(grid, run_config)
+        train = [m for m in grid.delivered if m.metadata.message_type == "train"]
+        configs.append([(m.metadata.dst_node_id, dict(m.content["config"])) for m in train])
+        assert all(set(m.content.keys()) == {"arrays", "config"} for m in train)
+    assert configs[0] == configs[1]
+    assert len(configs[0]) == 2 * 3
+    first_round = {node for node, config in configs[0] if config["server-round"] == 1}
+    assert len(first_round) == 3
+
+
+def test_checksum_mismatch_fails_the_run(run_config_factory, monkeypatch) -> None:
+    import fedtna.clients.client_app as client_app
+
+    original = client_app.masks_checksum
+    calls = iter(range(100))
+    monkeypatch.setattr(client_app, "masks_checksum", lambda masks: original(masks) + (1 if next(calls) == 2 else 0))
+    with pytest.raises(MaskMismatchError, match="masks disagree"):
+        run_server(InProcessGrid(run_config := run_config_factory("strategy=fedpfn"), 4), run_config)
+
+
+@pytest.mark.parametrize("server", ["fedavgm", "fedadam"])
+def test_masked_strategies_compose_with_server_optimizers(run_config_factory, server: str) -> None:
+    option = "+strategy.server_options.server_momentum=0.5" if server == "fedavgm" else "+strategy.server_options.eta=0.01"
+    summary, rows, _ = run(run_config_factory("strategy=fedpnu", f"strategy.server={server}", option, "num_rounds=3"))
+    assert rows[-1]["anchor_drift"] == 0.0
+    assert summary["final_test_accuracy"] > 0.3
