@@ -1,0 +1,89 @@
+"""fedtna's per-round overhead against a bare PyTorch FedAvg loop doing the identical SGD steps.
+
+Same data (CIFAR-shaped synthetic tensors), same partitions, same initial model, same
+batches and optimizer: once through ``python -m fedtna.run``'s code path (Flower
+simulation on Ray, clients in parallel actors), once as a plain loop in this process.
+Prints start-up separately and the steady-state ratio fedtna / bare loop.
+
+    python benchmarks/overhead.py [rounds]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.conftest import compose_run_config  # noqa: E402
+
+from fedtna.clients.local_data import all_partitions, dataset_bundle  # noqa: E402
+from fedtna.masks import derive_seed  # noqa: E402
+from fedtna.run import run_experiment  # noqa: E402
+from fedtna.server_app import initial_model  # noqa: E402
+from fedtna.training import batch_indices, steps_per_epoch  # noqa: E402
+
+
+def bare_fedavg(run_config: dict, threads: int) -> float:
+    """Plain FedAvg: sequential clients, torch.optim.SGD, state_dict averaging. Returns seconds."""
+    torch.set_num_threads(threads)
+    bundle = dataset_bundle(run_config)
+    partitions = all_partitions(run_config)
+    global_model = initial_model(run_config)
+    worker = initial_model(run_config)
+    batch_size = int(run_config["batch_size"])
+    started = time.perf_counter()
+    for server_round in range(1, int(run_config["num_rounds"]) + 1):
+        round_seed = derive_seed(run_config["seed"], "round", server_round)
+        states, sizes = [], []
+        for partition_id, indices in enumerate(partitions):
+            inputs, labels = bundle.train_x[indices], bundle.train_y[indices]
+            worker.load_state_dict(global_model.state_dict())
+            optimizer = torch.optim.SGD(worker.parameters(), lr=run_config["lr"], momentum=run_config["momentum"])
+            generator = torch.Generator().manual_seed(derive_seed(round_seed, "client", partition_id))
+            batches = batch_indices(len(labels), batch_size, generator)
+            worker.train()
+            for _ in range(int(run_config["local_epochs"]) * steps_per_epoch(len(labels), batch_size)):
+                index = next(batches)
+                optimizer.zero_grad()
+                F.cross_entropy(worker(inputs[index]), labels[index]).backward()
+                optimizer.step()
+            states.append({k: v.detach().clone() for k, v in worker.state_dict().items()})
+            sizes.append(len(labels))
+        total = sum(sizes)
+        global_model.load_state_dict({k: sum(s[k] * (n / total) for s, n in zip(states, sizes)) for k in states[0]})
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 4
+    output = Path(tempfile.mkdtemp(prefix="fedtna-overhead-"))
+    run_config = compose_run_config(
+        output, "dataset=synthetic", "model=cnn", "num_clients=10", f"num_rounds={rounds}", "local_epochs=1",
+        "batch_size=32", "partition=iid", "progress=false", "save_model=false", "eval_every=1000",
+    )
+    started = time.perf_counter()
+    summary = run_experiment(run_config)
+    fedtna_total = time.perf_counter() - started
+    rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    # round 1 includes actor warm-up (imports, data load): steady state = rounds 2..R
+    fedtna_rounds = sum(row["seconds"] for row in rows[1:])
+    fedtna_startup = fedtna_total - fedtna_rounds
+    bare_seconds = bare_fedavg(run_config, threads=2)
+    bare_steady = bare_seconds * (rounds - 1) / rounds
+    print(f"work: 10 clients x 200 CIFAR-shaped samples, CNN, 1 local epoch, {rounds} rounds, 2 CPU cores")
+    print(f"fedtna start-up (Ray, actors, data, round-1 warm-up): {fedtna_startup:.2f} s")
+    print(f"fedtna rounds 2..{rounds}: {fedtna_rounds:.2f} s   bare loop (2 threads), same rounds: {bare_steady:.2f} s")
+    print(f"ratio fedtna / bare loop (steady state): {fedtna_rounds / bare_steady:.3f}   (goal <= 1.10)")
+    print(f"ratio including start-up: {fedtna_total / bare_seconds:.3f}; final acc {summary['final_test_accuracy']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Issue-3 comparison on mnist5k, 3 seeds: FedAvg, FedProx, FedPFN and FedPNU (rho 0.4, 0.6)
+# in three regimes. Results land in multirun/fl-*/; the table: python scripts/fl_table.py multirun/fl-*
+set -euo pipefail
+common="progress=false print_config=false save_model=false"
+sweep() {  # $1 = sweep name, $2 = pnu_split, rest = overrides
+  local name=$1 split=$2; shift 2
+  python -m fedtna.run -m $common "$@" strategy=fedavg,fedprox seed=0,1,2 hydra.sweep.dir=multirun/$name/baselines
+  python -m fedtna.run -m $common "$@" strategy=fedpfn,fedpnu ++strategy.pnu_split=$split mask_ratio=0.4,0.6 \
+      seed=0,1,2 hydra.sweep.dir=multirun/$name/masked
+}
+# E = 1 in the Dirichlet regimes, so FedPNU splits the local steps in half (pnu_split=step);
+# under the epoch split it would train the whole epoch under the complement mask.
+sweep fl-alpha0.5 step partition.alpha=0.5
+sweep fl-alpha0.1 step partition.alpha=0.1
+sweep fl-drift epoch +experiment=drift

@@ -1,0 +1,82 @@
+"""``python -m fedtna.run`` end to end through Ray, and its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+SMALL = ["num_clients=3", "num_rounds=2", "local_epochs=1", "batch_size=64", "model=mlp", "progress=false",
+         "print_config=false"]
+
+
+def run_cli(*overrides: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fedtna.run", *overrides], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_round_simulation_is_complete_and_reproducible(tmp_path: Path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        run_dir = tmp_path / name
+        result = run_cli(*SMALL, "strategy=fedpnu", "mask_ratio=0.6", f"hydra.run.dir={run_dir}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs.append(run_dir)
+    rows = metrics(runs[0])
+    assert [row["round"] for row in rows] == [1, 2]
+    assert rows[-1]["test_accuracy"] > 0.5
+    assert rows[-1]["anchor_drift"] == 0.0 and abs(rows[-1]["fixed_fraction"] - 0.6) < 0.01
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    assert summary["final_test_accuracy"] == rows[-1]["test_accuracy"] and summary["rounds"] == 2
+    assert summary["seed"] == 0 and summary["wall_seconds"] > 0
+    for produced in ("config.json", ".hydra/config.yaml", "model.pt", "label_distribution.png", "metrics.csv"):
+        assert (runs[0] / produced).exists(), produced
+    assert json.loads((runs[0] / "config.json").read_text())["mask_ratio"] == 0.6
+    keys = ("test_accuracy", "test_loss", "train_loss")
+    assert [[row[k] for k in keys] for row in rows] == [[row[k] for k in keys] for row in metrics(runs[1])]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("mask_ratio=1.0", "mask_ratio=1.0 is outside the allowed range [0, 1)"),
+        ("mask_ratio=-0.1", "mask_ratio=-0.1 is outside the allowed range [0, 1)"),
+        ("partition.alpha=0", "partition.alpha=0 is outside the allowed range > 0"),
+        ("fraction_train=0", "fraction_train=0 is outside the allowed range (0, 1]"),
+        ("fraction_train=1.5", "fraction_train=1.5 is outside the allowed range (0, 1]"),
+        ("num_clients=0", "num_clients=0 is outside the allowed range >= 1"),
+        ("num_clients=5000", "num_clients=5000 is more than the 4000 training examples"),
+        ("local_epochs=0", "local_epochs=0 is outside the allowed range >= 1"),
+        ("strategy=fedpnu strategy.pnu_split=batch", "strategy.pnu_split='batch' is not one of ['epoch', 'step']"),
+        ("strategy=fedpfn mask.scope=[conv1,nope]", "mask.scope: unknown layer name(s) ['nope']"),
+        ("device=cuda", "device='cuda' but no CUDA GPU is visible"),
+    ],
+)
+def test_bad_input_gives_one_clear_line_and_nonzero_exit(override: str, expected: str, tmp_path: Path) -> None:
+    result = run_cli(*override.split(), f"hydra.run.dir={tmp_path}", "print_config=false", timeout=120)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "ray" not in result.stderr.lower()
+
+
+def test_classes_per_client_above_classes_is_rejected(tmp_path: Path) -> None:
+    result = run_cli("partition=pathological", "partition.classes_per_client=11", f"hydra.run.dir={tmp_path}",
+                     "print_config=false", timeout=120)
+    assert result.returncode == 2
+    assert "partition.classes_per_client=11 is more than the 10 classes" in result.stderr
+
+
+def test_unknown_group_option_lists_choices(tmp_path: Path) -> None:
+    result = run_cli("strategy=fedsgd", f"hydra.run.dir={tmp_path}", timeout=120)
+    assert result.returncode != 0
+    assert "fedavg" in result.stderr and "fedpnu" in result.stderr
