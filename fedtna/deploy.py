@@ -176,25 +176,37 @@ class Daemon:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         return ""
 
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the daemon's process group; SIGKILL what is left after ``grace`` seconds."""
-        pgid = self.process.pid  # start_new_session=True: the group id is the daemon's pid
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
-        # children (flower-superexec, flwr-serverapp, flwr-clientapp) share the group
-        deadline = time.monotonic() + grace
-        while _group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    def terminate(self) -> None:
+        """SIGTERM the daemon's process group (its children: flower-superexec, flwr-*app)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+            os.killpg(self.process.pid, signal.SIGTERM)  # start_new_session: group id == pid
+
+    def finished(self) -> bool:
+        """Whether the daemon and every process of its group are gone."""
+        return not self.alive() and not _group_alive(self.process.pid)
+
+    def kill(self) -> None:
+        """SIGKILL whatever is left of the group; reap the daemon; close its log."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
         self.log_handle.close()
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Terminate, wait up to ``grace`` seconds, then kill."""
+        stop_all([self], grace)
+
+
+def stop_all(daemons: Sequence[Daemon], grace: float = 10.0) -> None:
+    """SIGTERM every daemon's group at once, wait up to ``grace`` s for all, SIGKILL the rest."""
+    for daemon in daemons:
+        daemon.terminate()
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and not all(daemon.finished() for daemon in daemons):
+        time.sleep(0.05)
+    for daemon in daemons:
+        daemon.kill()
 
 
 def _group_alive(pgid: int) -> bool:
@@ -432,8 +444,7 @@ class LocalDeployment:
 
     def stop(self) -> None:
         """Terminate every daemon (and its children); remove the private work dir."""
-        for daemon in reversed(self.daemons):
-            daemon.stop()
+        stop_all(self.daemons)
         self.daemons = []
         if self._own_work_dir:
             # keep the logs when they live inside the work dir

@@ -62,8 +62,8 @@ def print_table(result: Mapping[str, Any]) -> None:
     config = result["config"]
     table = Table(title=f"LMC barriers and fusion — {config['model']['name']}, rho={config['mask_ratio']}, "
                         f"{config['num_models']} models, seed={config['seed']}")
-    for column in ("mode", "endpoint acc", "acc barrier", "rel. acc barrier", "loss barrier",
-                   "fused acc", "mean acc", "best acc"):
+    for column in ("mode", "endpoint acc %", "acc barrier (pts)", "rel. acc barrier", "loss barrier",
+                   "fused acc %", "mean acc %", "best acc %"):
         table.add_column(column, justify="left" if column == "mode" else "right")
     for mode, mode_result in result["modes"].items():
         summary, fusion = mode_result["summary"], mode_result["fusion"]
@@ -77,4 +77,7 @@ def print_table(result: Mapping[str, Any]) -> None:
             f"{100 * fusion['mean_accuracy']:.2f}",
             f"{100 * fusion['best_accuracy']:.2f}",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: do not squeeze the table into 80 columns
+        console = Console(width=130)
+    console.print(table)

@@ -102,3 +102,21 @@ def test_masked_strategies_compose_with_server_optimizers(run_config_factory, se
     summary, rows, _ = run(run_config_factory("strategy=fedpnu", f"strategy.server={server}", option, "num_rounds=3"))
     assert rows[-1]["anchor_drift"] == 0.0
     assert summary["final_test_accuracy"] > 0.3
+
+
+@pytest.mark.parametrize(("per_round", "distinct"), [(True, 2), (False, 1)])
+def test_mask_seed_per_round_or_fixed_for_the_run(run_config_factory, per_round: bool, distinct: int) -> None:
+    run_config = run_config_factory("strategy=fedpfn", f"mask.per_round={str(per_round).lower()}", "model=mlp")
+    grid = InProcessGrid(run_config, 4)
+    run_server(grid, run_config)
+    seeds = {int(m.content["config"]["mask-seed"]) for m in grid.delivered if m.metadata.message_type == "train"}
+    assert len(seeds) == distinct
+
+
+def test_neuron_granularity_and_scope_reach_the_clients(run_config_factory) -> None:
+    run_config = run_config_factory("strategy=fedpfn", "mask.granularity=neuron", "mask.scope=[fc1]", "model=mlp",
+                                    "num_rounds=1")
+    _, rows, _ = run(run_config)
+    fc1_share = 784 * 200 / (784 * 200 + 200 + 200 * 200 + 200 + 200 * 10 + 10)
+    assert 0.0 < rows[0]["fixed_fraction"] < fc1_share
+    assert rows[0]["anchor_drift"] == 0.0
