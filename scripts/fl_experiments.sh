@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue-3 comparison on mnist5k, 3 seeds: FedAvg, FedProx, FedPFN and FedPNU (rho 0.4, 0.6)
-# in three regimes. Results land in multirun/fl-*/; the table: python scripts/fl_table.py multirun/fl-*
+# in three regimes (model: $MODEL, default mlp: 54 runs fit a 2-core machine in about an hour). Results land in multirun/fl-*/; the table: python scripts/fl_table.py multirun/fl-*
 set -euo pipefail
-common="progress=false print_config=false save_model=false"
+common="progress=false print_config=false save_model=false model=${MODEL:-mlp}"
 sweep() {  # $1 = sweep name, $2 = pnu_split, rest = overrides
   local name=$1 split=$2; shift 2
   python -m fedtna.run -m $common "$@" strategy=fedavg,fedprox seed=0,1,2 hydra.sweep.dir=multirun/$name/baselines
