@@ -6,12 +6,19 @@ The apps read the whole resolved config from the run-config key ``cfg-json``
 * writes that key into a ``--run-config`` TOML file (:func:`write_run_config_toml`),
 * composes the config from Hydra overrides (:func:`compose_run_config`),
 * starts a SuperLink and N SuperNodes on 127.0.0.1 (:class:`LocalDeployment`),
-  submits with ``flwr run``, polls ``flwr ls`` until the run finished and always
+  submits with ``flwr run``, polls the run status until it finished and always
   terminates the daemons (:func:`deploy_local` does all of it).
 
-``flwr run`` returns 0 even when the run failed, so the status comes from
-``flwr ls --run-id <id> --format json`` and anything but ``finished:completed``
-raises :class:`DeploymentError` carrying the last lines of ``flwr log``.
+``flwr run`` returns 0 even when the run failed, so the status comes from the Control
+API's ``ListRuns`` (what ``flwr ls --run-id <id> --format json`` prints; asked in-process
+by :class:`ControlClient`, with the CLI as fallback) and anything but
+``finished:completed`` raises :class:`DeploymentError` carrying the last lines of
+``flwr log``.
+
+Processes: every daemon runs in its own process group (its flower-superexec and
+flwr-serverapp/flwr-clientapp children with it); stopping SIGTERMs the groups, waits,
+then SIGKILLs. On Linux the daemons also get SIGTERM if the starting process dies
+(PR_SET_PDEATHSIG), so start deployments from the main thread.
 """
 
 from __future__ import annotations
@@ -137,7 +144,6 @@ def flower_env(flwr_home: str | Path, extra: Mapping[str, str] | None = None) ->
     env.update(FLOWER_ENV)
     env["FLWR_HOME"] = str(flwr_home)
     env["PATH"] = f"{venv_bin()}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("PYTHONPATH", None)
     env.update(extra or {})
     return env
 
@@ -210,6 +216,15 @@ def stop_all(daemons: Sequence[Daemon], grace: float = 10.0) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether a live (non-zombie) process is in group ``pgid``."""
+    proc = Path("/proc")
+    if proc.is_dir():  # Linux: zombies re-parented to a non-reaping init must not count
+        for stat in proc.glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    return True
+        return False
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
@@ -329,6 +344,39 @@ def run_status(run_id: int, connection: str, env: Mapping[str, str]) -> str:
     return str(runs[0]["status"])
 
 
+class ControlClient:
+    """In-process ``flwr ls --run-id``: one gRPC channel to the Control API, no CLI process per poll.
+
+    Each ``flwr ls`` costs ~1.3 CPU-seconds (imports), which the ClientApps of a 2-core
+    machine feel; this asks the same ``ListRuns`` RPC and formats the status like the CLI.
+    """
+
+    def __init__(self, address: str, root_certificates: str | Path | None = None) -> None:
+        from flwr.proto.control_pb2_grpc import ControlStub  # pylint: disable=E0611
+        from flwr.supercore.grpc import create_channel
+        from flwr.supercore.interceptors import RuntimeVersionClientInterceptor
+
+        certificates = Path(root_certificates).read_bytes() if root_certificates else None
+        self.channel = create_channel(server_address=address, insecure=certificates is None,
+                                      root_certificates=certificates,
+                                      interceptors=[RuntimeVersionClientInterceptor(component_name="flwr CLI")])
+        self.stub = ControlStub(self.channel)
+
+    def status(self, run_id: int, timeout: float = 30.0) -> str:
+        """``finished:completed``, ``running``, ... exactly as ``flwr ls`` prints it."""
+        from flwr.common.serde import run_from_proto
+        from flwr.proto.control_pb2 import ListRunsRequest  # pylint: disable=E0611
+
+        response = self.stub.ListRuns(ListRunsRequest(run_id=run_id), timeout=timeout)
+        if run_id not in response.run_dict:
+            raise DeploymentError(f"the SuperLink knows no run {run_id}")
+        status = run_from_proto(response.run_dict[run_id]).status
+        return f"{status.status}:{status.sub_status}" if status.sub_status else status.status
+
+    def close(self) -> None:
+        self.channel.close()
+
+
 def run_log_tail(run_id: int, connection: str, env: Mapping[str, str], lines: int = 40) -> str:
     """The last ``lines`` lines of ``flwr log <run_id> --show`` (best effort)."""
     try:
@@ -389,6 +437,10 @@ class LocalDeployment:
         self.num_supernodes = num_supernodes
         self.repo = Path(repo)
         self.certs_dir = Path(certs_dir).resolve() if certs_dir else None
+        if self.certs_dir is not None:
+            for name in ("ca.crt", "server.pem", "server.key"):
+                if not (self.certs_dir / name).is_file():
+                    raise DeploymentError(f"{self.certs_dir / name} is missing; run scripts/make_certs.sh")
         self.host = host
         self.ready_timeout = ready_timeout
         self.extra_env = dict(extra_env or {})
@@ -397,15 +449,12 @@ class LocalDeployment:
         self.work_dir = Path(tempfile.mkdtemp(prefix="fedtna-deploy-") if work_dir is None else work_dir)
         self.log_dir = Path(log_dir) if log_dir else self.work_dir / "logs"
         self.daemons: list[Daemon] = []
+        self._control: ControlClient | None = None
         self.timings: dict[str, float] = {}
         ports = free_ports(3 + num_supernodes, host)
         self.serverappio, self.fleet, self.control = (f"{host}:{p}" for p in ports[:3])
         self.clientappio = [f"{host}:{p}" for p in ports[3:]]
         self.cli_env = flower_env(self.work_dir / "home" / "cli", self.extra_env)
-        if self.certs_dir is not None:
-            for name in ("ca.crt", "server.pem", "server.key"):
-                if not (self.certs_dir / name).is_file():
-                    raise DeploymentError(f"{self.certs_dir / name} is missing; run scripts/make_certs.sh")
         write_connection_config(self.work_dir / "home" / "cli", self.control,
                                 root_certificates=self.certs_dir / "ca.crt" if self.certs_dir else None)
 
@@ -414,12 +463,12 @@ class LocalDeployment:
         try:
             self.start()
         except BaseException:
-            self.stop()
+            self.stop(keep_logs=True)
             raise
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self.stop(keep_logs=exc_type is not None)
 
     def start(self) -> None:
         """Start the SuperLink, wait for its Control API, then start the SuperNodes."""
@@ -442,13 +491,17 @@ class LocalDeployment:
             self._wait_for_port(daemon.argv[daemon.argv.index("--clientappio-api-address") + 1], daemon)
         self.timings["startup_s"] = round(time.perf_counter() - started, 3)
 
-    def stop(self) -> None:
-        """Terminate every daemon (and its children); remove the private work dir."""
+    def stop(self, keep_logs: bool = False) -> None:
+        """Terminate every daemon (and its children); remove the private work dir.
+
+        Logs inside a private work dir are kept when ``keep_logs`` (on errors)."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         stop_all(self.daemons)
         self.daemons = []
         if self._own_work_dir:
-            # keep the logs when they live inside the work dir
-            if self.log_dir.is_relative_to(self.work_dir):
+            if keep_logs and self.log_dir.is_relative_to(self.work_dir):
                 shutil.rmtree(self.work_dir / "home", ignore_errors=True)
                 shutil.rmtree(self.work_dir / "app", ignore_errors=True)
             else:
@@ -482,11 +535,22 @@ class LocalDeployment:
         output_dir.mkdir(parents=True, exist_ok=True)
         return submit_run(app_dir, CONNECTION, toml_path, self.cli_env)
 
-    def wait(self, run_id: int, timeout: float | None = None, poll: float = 2.0) -> str:
-        """Poll ``flwr ls`` until the run finished; returns its status text."""
+    def status(self, run_id: int) -> str:
+        """The run's status via the Control API; falls back to ``flwr ls --format json``."""
+        try:
+            if self._control is None:
+                self._control = ControlClient(self.control, self.certs_dir / "ca.crt" if self.certs_dir else None)
+            return self._control.status(run_id)
+        except DeploymentError:
+            raise
+        except Exception:  # noqa: BLE001 - any gRPC/API trouble: ask the CLI, which reports clearly
+            return run_status(run_id, CONNECTION, self.cli_env)
+
+    def wait(self, run_id: int, timeout: float | None = None, poll: float = 1.0) -> str:
+        """Poll the run's status until it finished; returns the status text."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            status = run_status(run_id, CONNECTION, self.cli_env)
+            status = self.status(run_id)
             if status.startswith("finished"):
                 return status
             self.check_daemons()

