@@ -120,3 +120,32 @@ def test_neuron_granularity_and_scope_reach_the_clients(run_config_factory) -> N
     fc1_share = 784 * 200 / (784 * 200 + 200 + 200 * 200 + 200 + 200 * 10 + 10)
     assert 0.0 < rows[0]["fixed_fraction"] < fc1_share
     assert rows[0]["anchor_drift"] == 0.0
+
+
+def test_a_new_schedule_is_one_module_and_one_yaml_key(run_config_factory) -> None:
+    from fedtna.schedules import _REGISTRY, register
+    from fedtna.schedules.round_masks import round_fixed_masks
+    from fedtna.training import Phase
+
+    @register("pfn_then_full")
+    def pfn_then_full(model, round_config, run_config, steps_per_epoch):  # noqa: ANN001, ANN202
+        masks = round_fixed_masks(model, round_config, run_config)
+        return [Phase(masks, steps_per_epoch), Phase(None, steps_per_epoch)]
+
+    try:
+        run_config = run_config_factory("strategy=fedpfn", "+strategy.schedule=pfn_then_full", "model=mlp",
+                                        "num_rounds=1")
+        grid = InProcessGrid(run_config, 4)
+        run_server(grid, run_config)
+        assert {m.content["config"]["schedule"] for m in grid.delivered if m.metadata.message_type == "train"} == {
+            "pfn_then_full"}
+    finally:
+        _REGISTRY.pop("pfn_then_full")
+
+
+def test_unknown_schedule_is_rejected_before_running(run_config_factory) -> None:
+    from fedtna.config import validate_run_config
+    from fedtna.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="schedule='nope' is unknown; known schedules: \\['full', 'pfn', 'pnu'\\]"):
+        validate_run_config(run_config_factory("strategy=fedpfn", "+strategy.schedule=nope"))

@@ -24,6 +24,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedtna.errors import ConfigError, FedtnaError
 from fedtna.masks import FixedMasks, derive_seed, masks_checksum
+from fedtna.schedules import get_schedule
 
 NUM_EXAMPLES = "num-examples"
 
@@ -42,7 +43,12 @@ def sample_size(num_clients: int, fraction: float) -> int:
 
 
 class SeededStrategy(FedAvg):
-    """FedAvg with seeded sampling, round seeds, deterministic aggregation and self-checks."""
+    """FedAvg with seeded sampling, round seeds, deterministic aggregation and self-checks.
+
+    ``schedule`` names the client-side training schedule (``fedtna/schedules/``); a strategy
+    YAML may override it with a ``schedule:`` key, so a new mask schedule needs one schedule
+    module and one YAML (e.g. ``_target_: fedtna.strategies.fedpfn.FedPFN`` + ``schedule: mine``).
+    """
 
     schedule: ClassVar[str] = "full"
     uses_masks: ClassVar[bool] = False
@@ -69,6 +75,7 @@ class SeededStrategy(FedAvg):
         mu = float(run_config["strategy"].get("proximal_mu", 0.0))
         if mu < 0:
             raise ConfigError(f"strategy.proximal_mu={mu} must be >= 0")
+        get_schedule(str(run_config["strategy"].get("schedule") or cls.schedule))
 
     # ----------------------------------------------------------------- config
     def round_seed(self, server_round: int) -> int:
@@ -80,7 +87,7 @@ class SeededStrategy(FedAvg):
         return {
             "server-round": server_round,
             "round-seed": self.round_seed(server_round),
-            "schedule": self.schedule,
+            "schedule": str(self.strategy_options.get("schedule") or self.schedule),
             "proximal-mu": float(self.strategy_options.get("proximal_mu", 0.0)),
         }
 
