@@ -15,6 +15,9 @@ from collections import defaultdict
 from pathlib import Path
 
 
+ORDER = ["fedavg", "fedprox", "fedpfn", "fedpnu"]
+
+
 def label(config: dict) -> str:
     name = config["strategy"]["name"]
     if config["strategy"]["_target_"].endswith(("FedPFN", "FedPNU")):
@@ -36,7 +39,7 @@ def table(sweep: Path) -> str:
         groups[label(config)].append(json.loads(summary_path.read_text()))
     lines = [f"**{sweep.name}**", "", "| method | seeds | final acc (%) | last-5 mean (%) | wall s/run |",
              "|---|---|---|---|---|"]
-    for name, runs in groups.items():
+    for name, runs in sorted(groups.items(), key=lambda item: (ORDER.index(item[0].split()[0]) if item[0].split()[0] in ORDER else len(ORDER), item[0])):
         finals = [run["final_test_accuracy"] for run in runs]
         last5 = [run["last5_mean_test_accuracy"] for run in runs]
         wall = statistics.mean(run.get("total_wall_seconds", run["wall_seconds"]) for run in runs)
