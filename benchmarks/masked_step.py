@@ -42,11 +42,18 @@ def measure(name: str, model: torch.nn.Module, steps: int, repeats: int) -> None
         plain.append(timed_steps(model, inputs, labels, None, steps))
         masked.append(timed_steps(model, inputs, labels, masks, steps))
     ratio = statistics.median(m / p for m, p in zip(masked, plain, strict=True))
+    guard = AnchorGuard(model, masks)
+    restore_started = time.perf_counter()
+    for _ in range(100):
+        guard.restore()
+    restore_ms = 10 * (time.perf_counter() - restore_started)
     model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     mask_bytes = mask_memory_bytes(masks)
-    anchor_bytes = AnchorGuard(model, masks).anchor_bytes
+    anchor_bytes = guard.anchor_bytes
     print(f"{name:10s} step {1000 * statistics.median(plain) / steps:7.2f} ms unmasked, "
           f"{1000 * statistics.median(masked) / steps:7.2f} ms masked   RATIO {ratio:.3f} (goal <= 1.03)")
+    print(f"{'':10s} anchor restore alone: {restore_ms:.3f} ms per step = "
+          f"{restore_ms / (1000 * statistics.median(plain) / steps):.4f} of an unmasked step")
     print(f"{'':10s} memory per client: masks {mask_bytes / 1e6:.2f} MB (1 byte/param) + anchors "
           f"{anchor_bytes / 1e6:.2f} MB (fixed entries only) vs one float copy {model_bytes / 1e6:.2f} MB")
 
