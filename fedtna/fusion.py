@@ -10,6 +10,7 @@ and a model's barrier with itself is exactly zero.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -170,8 +171,14 @@ def _endpoint_line(alphas: Sequence[float], values: Sequence[float]) -> list[flo
     return [(1.0 - alpha) * values[0] + alpha * values[-1] for alpha in alphas]
 
 
+def _all_finite(values: Sequence[float]) -> bool:
+    return all(math.isfinite(value) for value in values)
+
+
 def accuracy_barrier(alphas: Sequence[float], accuracies: Sequence[float]) -> tuple[float, float, float]:
     """max_alpha [(1-a)Acc(A) + a Acc(B) - Acc(theta_a)]: absolute, relative to the line there, and alpha."""
+    if not _all_finite(accuracies):
+        return math.nan, math.nan, math.nan
     line = _endpoint_line(alphas, accuracies)
     gaps = [expected - measured for expected, measured in zip(line, accuracies)]
     peak = max(range(len(gaps)), key=gaps.__getitem__)
@@ -180,7 +187,9 @@ def accuracy_barrier(alphas: Sequence[float], accuracies: Sequence[float]) -> tu
 
 
 def loss_barrier(alphas: Sequence[float], losses: Sequence[float]) -> tuple[float, float]:
-    """max_alpha [Loss(theta_a) - ((1-a)Loss(A) + a Loss(B))] and the alpha where it peaks."""
+    """max_alpha [Loss(theta_a) - ((1-a)Loss(A) + a Loss(B))] and the alpha where it peaks (NaN if a loss is not finite)."""
+    if not _all_finite(losses):
+        return math.nan, math.nan
     line = _endpoint_line(alphas, losses)
     excess = [measured - expected for expected, measured in zip(line, losses)]
     peak = max(range(len(excess)), key=excess.__getitem__)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fedtna.errors import FedtnaError
+from fedtna.errors import ConfigError, FedtnaError
 
 
 @contextmanager
@@ -46,8 +48,8 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def measure_mode(states: list[dict[str, torch.Tensor]], measure: Any, num_points: int,
-                 advance: Callable[[], None]) -> dict[str, Any]:
+def measure_mode(states: list[dict[str, torch.Tensor]], measure: Callable[[dict[str, torch.Tensor]], Any],
+                 num_points: int, advance: Callable[[], None]) -> dict[str, Any]:
     """Endpoints, every pair's curve and barriers, and the K-model fusion of one mode."""
     from fedtna.fusion import curve_barrier, fuse, interpolation_curve
 
@@ -74,8 +76,19 @@ def measure_mode(states: list[dict[str, torch.Tensor]], measure: Any, num_points
         "endpoints": [{"model": k, "accuracy": point.accuracy, "loss": point.loss} for k, point in enumerate(endpoints)],
         "pairs": pairs,
         "summary": summary,
-        "fusion": fusion.__dict__,
+        "fusion": asdict(fusion),
     }
+
+
+def finite_or_none(value: Any) -> Any:
+    """NaN/inf (a diverged model) become JSON null, so lmc.json stays strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite_or_none(item) for item in value]
+    return value
 
 
 def run_lmc(run_config: dict[str, Any]) -> dict[str, Any]:
@@ -92,8 +105,11 @@ def run_lmc(run_config: dict[str, Any]) -> dict[str, Any]:
 
     started = time.perf_counter()
     settings = settings_from(run_config)
-    if run_config.get("num_threads"):
-        torch.set_num_threads(int(run_config["num_threads"]))
+    num_threads = run_config.get("num_threads")
+    if num_threads is not None:
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ConfigError(f"num_threads={num_threads!r} is outside the allowed range integers >= 1 (or null)")
+        torch.set_num_threads(num_threads)
     device = resolve_device(str(run_config.get("device", "auto")))
     bundle = load_dataset(run_config["dataset"])
 
@@ -128,15 +144,15 @@ def run_lmc(run_config: dict[str, Any]) -> dict[str, Any]:
             results[mode]["anchor_drift"] = max(model.anchor_drift for model in trained[MODE_TRAINING[mode]])
             results[mode]["train_loss"] = [model.train_loss for model in trained[MODE_TRAINING[mode]]]
 
-    result = {
+    result = finite_or_none({
         "config": run_config,
         "data_part_sizes": [len(part) for part in parts],
         "modes": results,
         "wall_seconds": round(time.perf_counter() - started, 3),
-    }
+    })
     output_dir = Path(run_config["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "lmc.json").write_text(json.dumps(result, indent=2) + "\n")
+    (output_dir / "lmc.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     plot_curves(result, output_dir / "lmc.png")
     print_table(result)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,19 @@ MODE_LABELS = {
 }
 
 
+def _number(value: float | None) -> float:
+    """lmc.json stores a diverged (non-finite) value as null; plot and print it as NaN."""
+    return math.nan if value is None else float(value)
+
+
 def mean_curve(pairs: list[Mapping[str, Any]], key: str) -> list[float]:
-    """Pointwise mean of one quantity over all pairs of a mode."""
-    curves = [pair[key] for pair in pairs]
+    """Pointwise mean of one quantity over all pairs of a mode (NaN where a model diverged)."""
+    curves = [[_number(value) for value in pair[key]] for pair in pairs]
     return [sum(values) / len(values) for values in zip(*curves)]
+
+
+def _percent(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}"
 
 
 def plot_curves(result: Mapping[str, Any], path: Path) -> None:
@@ -35,9 +45,9 @@ def plot_curves(result: Mapping[str, Any], path: Path) -> None:
         summary = mode_result["summary"]
         label = MODE_LABELS.get(mode, mode)
         accuracy_axes.plot(alphas, [100 * value for value in mean_curve(pairs, "accuracy")], marker="o",
-                           markersize=3, label=f"{label} (barrier {100 * summary['accuracy_barrier_mean']:.1f} pts)")
+                           markersize=3, label=f"{label} (barrier {_percent(summary['accuracy_barrier_mean'], 1)} pts)")
         loss_axes.plot(alphas, mean_curve(pairs, "loss"), marker="o", markersize=3,
-                       label=f"{label} (barrier {summary['loss_barrier_mean']:.3f})")
+                       label=f"{label} (barrier {_number(summary['loss_barrier_mean']):.3f})")
     config = result["config"]
     title = (f"{config['model']['name']} on {config['dataset']['name']}, {config['num_models']} models, "
              f"init={config['init']}, data={config['data_split']}, rho={config['mask_ratio']}, seed={config['seed']}")
@@ -69,13 +79,13 @@ def print_table(result: Mapping[str, Any]) -> None:
         summary, fusion = mode_result["summary"], mode_result["fusion"]
         table.add_row(
             MODE_LABELS.get(mode, mode),
-            f"{100 * summary['endpoint_accuracy_mean']:.2f}",
-            f"{100 * summary['accuracy_barrier_mean']:.2f}",
-            f"{100 * summary['accuracy_barrier_relative_mean']:.1f}%",
-            f"{summary['loss_barrier_mean']:.4f}",
-            f"{100 * fusion['fused_accuracy']:.2f}",
-            f"{100 * fusion['mean_accuracy']:.2f}",
-            f"{100 * fusion['best_accuracy']:.2f}",
+            _percent(summary["endpoint_accuracy_mean"]),
+            _percent(summary["accuracy_barrier_mean"]),
+            f"{_percent(summary['accuracy_barrier_relative_mean'], 1)}%",
+            f"{_number(summary['loss_barrier_mean']):.4f}",
+            _percent(fusion["fused_accuracy"]),
+            _percent(fusion["mean_accuracy"]),
+            _percent(fusion["best_accuracy"]),
         )
     console = Console()
     if not console.is_terminal:  # logs and pipes: do not squeeze the table into 80 columns

@@ -1,12 +1,17 @@
 """Run the model-fusion experiments of the README and print their markdown tables.
 
     python scripts/lmc_report.py run [--out multirun/lmc_report] [--seeds 0,1,2] [--models mlp,cnn]
+                                     [--only all|main|sweep|why] [fedtna.lmc overrides ...]
     python scripts/lmc_report.py table DIR [DIR ...]     # aggregate lmc.json files found under DIRs
 
 ``run`` launches ``python -m fedtna.lmc -m ...`` multiruns (one torch thread each, so a shared
-machine stays usable), then aggregates. ``table`` groups runs by setting (everything but the
-seed), reports mean ± std over seeds, the relative barrier reduction of TNA-PFN against
-vanilla training, and a mask-ratio sweep wherever a setting was run at several ratios.
+machine stays usable): ``main`` = vanilla vs every mode at rho = 0.4 for both inits, ``sweep`` =
+rho from 0 to 0.8 (MLP and CNN; for the CNN TNA-PFN at rho = 0 is the vanilla model), ``why`` =
+one-factor MLP runs (epochs, lr, width, shared init). Then it aggregates.
+
+``table`` groups runs by setting (everything but the seed), reports mean ± std over seeds,
+the relative barrier reduction of TNA-PFN against vanilla training, and a mask-ratio sweep
+wherever a setting was run at several ratios.
 """
 
 from __future__ import annotations
@@ -23,6 +28,18 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP_RATIOS = "0.0,0.2,0.4,0.6,0.8"
+# One factor at a time around the MLP default (epochs=10, lr=0.05, 200-200): why a barrier does or does not shrink.
+WHY_RUNS: dict[str, list[str]] = {
+    "epochs3": ["epochs=3"],
+    "epochs30": ["epochs=30"],
+    "lr0.01": ["lr=0.01"],
+    "lr0.1": ["lr=0.1"],
+    "width50": ["model.hidden_sizes=[50,50]"],
+    "width800": ["model.hidden_sizes=[800,800]"],
+    "shared_lr0.1": ["init=shared", "lr=0.1"],
+    "shared_disjoint": ["init=shared", "data_split=disjoint"],
+}
+NO_BARRIER = 1e-3  # a vanilla barrier below 0.1 accuracy points / 0.001 loss has nothing to reduce
 
 
 def multirun(out: Path, name: str, overrides: Sequence[str]) -> Path:
@@ -35,14 +52,22 @@ def multirun(out: Path, name: str, overrides: Sequence[str]) -> Path:
     return target
 
 
-def run_all(out: Path, seeds: str, models: Sequence[str], extra: Sequence[str]) -> list[Path]:
+def run_all(out: Path, seeds: str, models: Sequence[str], extra: Sequence[str], parts: str = "all") -> list[Path]:
     """Main comparison (rho = 0.4, both inits) for each model, then the rho sweep for the MLP."""
     targets = []
-    for model in models:
-        targets.append(multirun(out, f"{model}_main", [f"model={model}", f"seed={seeds}", "mask_ratio=0.4",
-                                                         "init=independent,shared", *extra]))
-    targets.append(multirun(out, "mlp_sweep", ["model=mlp", f"seed={seeds}", f"mask_ratio={SWEEP_RATIOS}",
-                                               "modes=[vanilla,tna_pfn,prune_init]", *extra]))
+    if parts in ("all", "main"):
+        for model in models:
+            targets.append(multirun(out, f"{model}_main", [f"model={model}", f"seed={seeds}", "mask_ratio=0.4",
+                                                             "init=independent,shared", *extra]))
+    if parts in ("all", "sweep"):
+        targets.append(multirun(out, "mlp_sweep", ["model=mlp", f"seed={seeds}", f"mask_ratio={SWEEP_RATIOS}",
+                                                   "modes=[vanilla,tna_pfn,prune_init]", *extra]))
+        targets.append(multirun(out, "cnn_sweep", ["model=cnn", f"seed={seeds}", f"mask_ratio={SWEEP_RATIOS}",
+                                                   "modes=[tna_pfn,prune_init]", *extra]))
+    if parts in ("all", "why"):
+        for name, overrides in WHY_RUNS.items():
+            targets.append(multirun(out, f"why_{name}", ["model=mlp", f"seed={seeds}", "mask_ratio=0.4",
+                                                         "modes=[vanilla,tna_pfn]", *overrides, *extra]))
     return targets
 
 
@@ -76,27 +101,33 @@ def describe(setting: tuple) -> str:
     return text + (f" ρ={setting[8]}" if len(setting) > 8 else "")
 
 
-def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
+def mean_std(values: Sequence[float | None], scale: float = 1.0, digits: int = 2) -> str:
+    """mean ± std over seeds; runs whose value is null (a diverged model) are counted, not averaged."""
+    diverged = sum(value is None for value in values)
+    values = [value for value in values if value is not None]
     if not values:
-        return "–"
+        return f"diverged ({diverged})" if diverged else "–"
+    if diverged:
+        return f"{mean_std(values, scale, digits)} ({diverged} diverged)"
     mean = statistics.fmean(values) * scale
     std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def summary_values(runs: Sequence[dict[str, Any]], mode: str, key: str) -> list[float]:
+def summary_values(runs: Sequence[dict[str, Any]], mode: str, key: str) -> list[float | None]:
     return [run["modes"][mode]["summary"][key] for run in runs if mode in run["modes"]]
 
 
-def fusion_values(runs: Sequence[dict[str, Any]], mode: str, key: str) -> list[float]:
+def fusion_values(runs: Sequence[dict[str, Any]], mode: str, key: str) -> list[float | None]:
     return [run["modes"][mode]["fusion"][key] for run in runs if mode in run["modes"]]
 
 
 def reduction(runs: Sequence[dict[str, Any]], mode: str, key: str) -> str:
     """1 - mean(mode) / mean(vanilla): the fraction of the vanilla barrier the mode removes."""
-    vanilla, other = summary_values(runs, "vanilla", key), summary_values(runs, mode, key)
-    if not vanilla or not other or mode == "vanilla" or statistics.fmean(vanilla) <= 0:
-        return "–"
+    vanilla = [value for value in summary_values(runs, "vanilla", key) if value is not None]
+    other = [value for value in summary_values(runs, mode, key) if value is not None]
+    if not vanilla or not other or mode == "vanilla" or statistics.fmean(vanilla) < NO_BARRIER:
+        return "–"  # nothing to reduce
     return f"{100 * (1 - statistics.fmean(other) / statistics.fmean(vanilla)):.0f}%"
 
 
@@ -127,6 +158,31 @@ def main_table(runs: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def headline_table(runs: Sequence[dict[str, Any]]) -> str:
+    """Vanilla against TNA-PFN per setting: the comparison the paper's 60–90% claim is about."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for run in runs:
+        if "vanilla" in run["modes"] and "tna_pfn" in run["modes"]:
+            groups[setting_of(run["config"])].append(run)
+    lines = ["| setting | seeds | acc barrier vanilla | acc barrier TNA-PFN | reduction | loss barrier vanilla "
+             "| loss barrier TNA-PFN | reduction | fused acc vanilla | fused acc TNA-PFN |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for setting in sorted(groups):
+        group = groups[setting]
+        lines.append(
+            f"| {describe(setting)} | {len(group)} "
+            f"| {mean_std(summary_values(group, 'vanilla', 'accuracy_barrier_mean'), 100)} "
+            f"| {mean_std(summary_values(group, 'tna_pfn', 'accuracy_barrier_mean'), 100)} "
+            f"| {reduction(group, 'tna_pfn', 'accuracy_barrier_mean')} "
+            f"| {mean_std(summary_values(group, 'vanilla', 'loss_barrier_mean'), 1, 3)} "
+            f"| {mean_std(summary_values(group, 'tna_pfn', 'loss_barrier_mean'), 1, 3)} "
+            f"| {reduction(group, 'tna_pfn', 'loss_barrier_mean')} "
+            f"| {mean_std(fusion_values(group, 'vanilla', 'fused_accuracy'), 100)} "
+            f"| {mean_std(fusion_values(group, 'tna_pfn', 'fused_accuracy'), 100)} |"
+        )
+    return "\n".join(lines) if groups else ""
+
+
 def sweep_table(runs: Sequence[dict[str, Any]]) -> str:
     """Per setting run at several ratios: barriers and endpoint accuracy against rho."""
     groups: dict[tuple, dict[float, list]] = defaultdict(lambda: defaultdict(list))
@@ -138,15 +194,17 @@ def sweep_table(runs: Sequence[dict[str, Any]]) -> str:
         if len(by_ratio) < 2:
             continue
         lines = [f"**{describe(setting)}** (mean ± std over seeds)", "",
-                 "| ρ | seeds | vanilla acc barrier | TNA-PFN acc barrier | vanilla loss barrier | TNA-PFN loss barrier "
-                 "| TNA-PFN endpoint acc % | prune-init endpoint acc % | TNA-PFN fused acc % |",
-                 "|---|---|---|---|---|---|---|---|---|"]
+                 "| ρ | seeds | vanilla acc barrier | TNA-PFN acc barrier | prune-init acc barrier "
+                 "| vanilla loss barrier | TNA-PFN loss barrier | TNA-PFN endpoint acc % | prune-init endpoint acc % "
+                 "| TNA-PFN fused acc % |",
+                 "|---|---|---|---|---|---|---|---|---|---|"]
         for ratio in sorted(by_ratio):
             group = by_ratio[ratio]
             lines.append(
                 f"| {ratio} | {len(group)} "
                 f"| {mean_std(summary_values(group, 'vanilla', 'accuracy_barrier_mean'), 100)} "
                 f"| {mean_std(summary_values(group, 'tna_pfn', 'accuracy_barrier_mean'), 100)} "
+                f"| {mean_std(summary_values(group, 'prune_init', 'accuracy_barrier_mean'), 100)} "
                 f"| {mean_std(summary_values(group, 'vanilla', 'loss_barrier_mean'), 1, 3)} "
                 f"| {mean_std(summary_values(group, 'tna_pfn', 'loss_barrier_mean'), 1, 3)} "
                 f"| {mean_std(summary_values(group, 'tna_pfn', 'endpoint_accuracy_mean'), 100)} "
@@ -161,8 +219,10 @@ def report(directories: Iterable[Path]) -> str:
     runs = load_runs(directories)
     if not runs:
         raise SystemExit("error: no lmc.json found under " + ", ".join(str(d) for d in directories))
-    return f"## LMC barriers and fusion ({len(runs)} runs)\n\n{main_table(runs)}\n\n## Mask-ratio sweeps\n\n" \
-           f"{sweep_table(runs) or '(no setting was run at several mask ratios)'}\n"
+    return (f"## Vanilla vs TNA-PFN ({len(runs)} runs; barriers in accuracy points, mean ± std over seeds)\n\n"
+            f"{headline_table(runs) or '(no run had both vanilla and tna_pfn)'}\n\n"
+            f"## Every mode\n\n{main_table(runs)}\n\n## Mask-ratio sweeps\n\n"
+            f"{sweep_table(runs) or '(no setting was run at several mask ratios)'}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -172,12 +232,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     run.add_argument("--out", type=Path, default=REPO / "multirun" / "lmc_report")
     run.add_argument("--seeds", default="0,1,2")
     run.add_argument("--models", default="mlp,cnn")
+    run.add_argument("--only", choices=("all", "main", "sweep", "why"), default="all")
     run.add_argument("overrides", nargs="*", help="extra fedtna.lmc overrides, e.g. epochs=20")
     table = commands.add_parser("table", help="aggregate existing runs")
     table.add_argument("directories", nargs="+", type=Path)
     args = parser.parse_args(argv)
     if args.command == "run":
-        directories = run_all(args.out, args.seeds, args.models.split(","), args.overrides)
+        directories = run_all(args.out, args.seeds, args.models.split(","), args.overrides, args.only)
     else:
         directories = args.directories
     print(report(directories))

@@ -177,3 +177,18 @@ def test_shared_init_gives_every_model_the_same_start() -> None:
     assert all(torch.equal(own[1][name], shared[name]) for name in shared)
     _, independent = own_initial_states(lmc_settings(), build_mlp)
     assert not torch.equal(independent[0]["fc1.weight"], independent[1]["fc1.weight"])
+
+
+def test_data_parts_same_disjoint_and_dirichlet() -> None:
+    from fedtna.lmc_training import data_parts
+
+    labels = torch.arange(300).remainder(3).numpy()
+    same = data_parts(lmc_settings(num_models=3), {}, labels)
+    assert all(len(part) == 300 for part in same)
+    disjoint = data_parts(lmc_settings(num_models=3, data_split="disjoint"), {}, labels)
+    assert [len(part) for part in disjoint] == [100, 100, 100]
+    assert sorted(index for part in disjoint for index in part) == list(range(300))
+    dirichlet_cfg = {"_target_": "fedtna.data.partition.dirichlet", "alpha": 0.1, "min_partition_size": 5}
+    skewed = data_parts(lmc_settings(num_models=3, data_split="dirichlet"), dirichlet_cfg, labels)
+    assert sorted(index for part in skewed for index in part) == list(range(300))
+    assert len({len(part) for part in skewed}) > 1  # non-IID parts differ in size
