@@ -72,12 +72,22 @@ def run_all(out: Path, seeds: str, models: Sequence[str], extra: Sequence[str], 
 
 
 def load_runs(directories: Iterable[Path]) -> list[dict[str, Any]]:
-    """Every lmc.json under the directories."""
-    runs = []
+    """Every lmc.json under the directories; one run per (setting, seed), modes of repeats merged.
+
+    The same setting and seed train identical models, so a repeat (e.g. rho = 0.4 in both the
+    main comparison and the sweep) must count as one sample, not two.
+    """
+    runs: dict[tuple, dict[str, Any]] = {}
     for directory in directories:
         for path in sorted(Path(directory).rglob("lmc.json")):
-            runs.append(json.loads(path.read_text()))
-    return runs
+            run = json.loads(path.read_text())
+            key = setting_of(run["config"]) + (run["config"]["seed"],)
+            if key in runs:
+                for mode, result in run["modes"].items():
+                    runs[key]["modes"].setdefault(mode, result)
+            else:
+                runs[key] = run
+    return list(runs.values())
 
 
 def model_label(config: dict[str, Any]) -> str:
