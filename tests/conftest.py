@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid
 from hydra import compose, initialize_config_dir
@@ -80,3 +81,12 @@ def run_config_factory(tmp_path: Path):
         return compose_run_config(tmp_path / f"run{next(counter)}", *FAST, *overrides)
 
     return factory
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and a busy shared CPU makes two threads crawl."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

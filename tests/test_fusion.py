@@ -15,13 +15,7 @@ from fedtna.training import OptimizerSettings, Phase, evaluate, local_train
 INPUT_SHAPE = (1, 4, 4)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread, and a busy shared CPU makes two threads crawl."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_data(seed: int = 0, count: int = 256) -> tuple[torch.Tensor, torch.Tensor]:

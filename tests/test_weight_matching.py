@@ -15,13 +15,7 @@ from fedtna.weight_matching import (align_to_first, apply_permutations, permutat
                                     weight_matching)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread, and a busy shared CPU makes two threads crawl."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
