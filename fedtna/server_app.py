@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Mapping
@@ -61,7 +62,7 @@ def run_server(grid: Grid, run_config: Mapping[str, Any]) -> dict[str, Any]:
     output_dir = Path(run_config["output_dir"])
     model = initial_model(run_config)
     device = resolve_device(str(run_config["device"]))
-    evaluation_model = initial_model(run_config).to(device)
+    evaluation_model = copy.deepcopy(model).to(device)
     bundle = dataset_bundle(run_config)
     node_of_partition = discover_partitions(grid, int(run_config["num_clients"]))
     strategy = build_strategy(run_config)
