@@ -11,3 +11,8 @@ class ConfigError(FedtnaError):
 
 class DatasetUnavailableError(FedtnaError):
     """A dataset's files are missing and cannot be downloaded."""
+
+
+def out_of_range(key: str, value: object, allowed: str) -> ConfigError:
+    """The one wording every range error uses: key, value and the allowed range."""
+    return ConfigError(f"{key}={value!r} is outside the allowed range {allowed}")

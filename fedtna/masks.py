@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -21,6 +22,15 @@ FixedMasks = dict[str, torch.Tensor]
 
 GRANULARITIES = ("weight", "neuron")
 _SEED_BITS = 63
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """What a mask fixes: ``ratio`` of the weights (or whole neurons), optionally only in ``scope`` layers."""
+
+    ratio: float
+    granularity: str
+    scope: tuple[str, ...] | None = None
 
 
 def derive_seed(*parts: object) -> int:
@@ -58,28 +68,19 @@ def _draw_one(shape: torch.Size, seed: int, mask_ratio: float, granularity: str)
     return units.view(-1, *([1] * (len(shape) - 1))).expand(shape).clone()
 
 
-def draw_fixed_masks(
-    parameters: Iterable[tuple[str, torch.Tensor]],
-    mask_seed: int,
-    mask_ratio: float,
-    granularity: str = "weight",
-    scope: Sequence[str] | None = None,
-) -> FixedMasks:
+def draw_fixed_masks(parameters: Iterable[tuple[str, torch.Tensor]], mask_seed: int, spec: MaskSpec) -> FixedMasks:
     """Expand ``mask_seed`` into one fixed-weight mask per (scoped) parameter.
 
-    ``weight`` fixes every scalar independently with probability ``mask_ratio``;
+    ``weight`` fixes every scalar independently with probability ``spec.ratio``;
     ``neuron`` fixes whole output units (index 0 of the tensor). Parameters outside
-    ``scope`` get no mask and train freely. Masks live on the CPU.
+    ``spec.scope`` get no mask and train freely. Masks live on the CPU. The spec's
+    ranges are checked once, in ``fedtna.config.checks``.
     """
-    if granularity not in GRANULARITIES:
-        raise ConfigError(f"mask.granularity={granularity!r} is not one of {list(GRANULARITIES)}")
-    if not 0.0 <= mask_ratio < 1.0:
-        raise ConfigError(f"mask_ratio={mask_ratio} is outside the allowed range [0, 1)")
     masks: FixedMasks = {}
     for name, tensor in parameters:
-        if not in_scope(name, scope):
+        if not in_scope(name, spec.scope):
             continue
-        masks[name] = _draw_one(tensor.shape, derive_seed(mask_seed, name), mask_ratio, granularity)
+        masks[name] = _draw_one(tensor.shape, derive_seed(mask_seed, name), spec.ratio, spec.granularity)
     return masks
 
 

@@ -10,14 +10,13 @@ phase never leaks into the weights the next phase unfreezes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fedtna.errors import ConfigError
 from fedtna.masks import AnchorGuard, FixedMasks
 
 
@@ -70,11 +69,7 @@ OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], OptimizerSettings], torch.op
 
 
 def make_optimizer(model: nn.Module, settings: OptimizerSettings) -> torch.optim.Optimizer:
-    """Build the configured optimizer over all parameters of ``model``."""
-    if settings.name not in OPTIMIZERS:
-        raise ConfigError(f"optimizer={settings.name!r} is not one of {sorted(OPTIMIZERS)}")
-    if settings.nesterov and (settings.momentum <= 0 or settings.name != "sgd"):
-        raise ConfigError("nesterov=true needs optimizer=sgd and momentum > 0")
+    """Build the configured optimizer over all parameters of ``model`` (names checked in fedtna.config.checks)."""
     return OPTIMIZERS[settings.name](list(model.parameters()), settings)
 
 
@@ -165,14 +160,3 @@ def evaluate(
         correct += int((logits.argmax(dim=1) == batch_y).sum())
     count = max(1, len(labels))
     return loss_sum / count, correct / count
-
-
-def optimizer_settings_from(config: Mapping) -> OptimizerSettings:
-    """Read the optimizer keys of a run config."""
-    return OptimizerSettings(
-        name=str(config.get("optimizer", "sgd")),
-        lr=float(config["lr"]),
-        momentum=float(config.get("momentum", 0.0)),
-        weight_decay=float(config.get("weight_decay", 0.0)),
-        nesterov=bool(config.get("nesterov", False)),
-    )

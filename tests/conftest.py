@@ -1,8 +1,8 @@
-"""Shared test helpers: compose the real Hydra config; run strategies in-process."""
+"""Shared test helpers: compose the real Hydra config; run strategies in-process (no Ray)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -10,37 +10,36 @@ import pytest
 import torch
 from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from fedtna.clients.client_app import make_client_app
+from fedtna.config import RunConfig, parse_run_config
+from fedtna.config.entry import compose_config
+from fedtna.fl.client_app import make_client_app
 
-REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
 FAST = ["num_clients=4", "num_rounds=2", "local_epochs=1", "batch_size=64", "progress=false"]
 
 
-def compose_run_config(output_dir: Path, *overrides: str) -> dict[str, Any]:
-    """The resolved run config exactly as ``python -m fedtna.run`` builds it."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
-    run_config = OmegaConf.to_container(cfg, resolve=True)
-    run_config["output_dir"] = str(output_dir)
-    return run_config
+def compose_run_config(output_dir: Path, *overrides: str) -> RunConfig:
+    """The typed run config exactly as ``python -m fedtna.run`` builds it."""
+    cfg = compose_config("config", list(overrides))
+    OmegaConf.set_struct(cfg, False)
+    cfg.output_dir = str(output_dir)
+    return parse_run_config(cfg)
 
 
 class InProcessGrid(Grid):
     """A Grid that delivers messages straight to a ClientApp in this process (no Ray).
 
-    Node ids are deliberately not the partition ids, as on a real deployment.
+    Node ids are deliberately not the partition ids, as on a real deployment, and replies
+    come back in reversed order: arrival order must not matter.
     """
 
-    def __init__(self, run_config: Mapping[str, Any], num_nodes: int) -> None:
-        self.client_app = make_client_app(run_config)
+    def __init__(self, config: RunConfig | None, num_nodes: int, run_config: dict[str, Any] | None = None) -> None:
+        self.client_app = make_client_app(config)
         self.contexts = {
             7000 + 13 * partition: Context(run_id=1, node_id=7000 + 13 * partition,
                                            node_config={"partition-id": partition, "num-partitions": num_nodes},
-                                           state=RecordDict(), run_config={})
+                                           state=RecordDict(), run_config=run_config or {})
             for partition in range(num_nodes)
         }
         self.delivered: list[Message] = []
@@ -69,15 +68,15 @@ class InProcessGrid(Grid):
         for message in messages:
             self.delivered.append(message)
             replies.append(self.client_app(message, self.contexts[message.metadata.dst_node_id]))
-        return list(reversed(replies))  # arrival order must not matter
+        return list(reversed(replies))
 
 
 @pytest.fixture
 def run_config_factory(tmp_path: Path):
-    """Build run configs in a fresh output directory per call."""
+    """Build typed run configs in a fresh output directory per call."""
     counter = iter(range(1000))
 
-    def factory(*overrides: str) -> dict[str, Any]:
+    def factory(*overrides: str) -> RunConfig:
         return compose_run_config(tmp_path / f"run{next(counter)}", *FAST, *overrides)
 
     return factory

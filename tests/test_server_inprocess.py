@@ -8,15 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedtna.server_app import run_server
-from fedtna.strategies.base import MaskMismatchError
+from fedtna.config import RunConfig
+from fedtna.fl.experiment import initial_model
+from fedtna.fl.server_app import run_server
+from fedtna.fl.strategies.base import MaskMismatchError
+from fedtna.masks import MaskSpec, draw_fixed_masks
 from tests.conftest import InProcessGrid
 
 
-def run(run_config: dict) -> tuple[dict, list[dict], dict]:
-    grid = InProcessGrid(run_config, int(run_config["num_clients"]))
+def run(run_config: RunConfig) -> tuple[dict, list[dict], dict]:
+    grid = InProcessGrid(run_config, run_config.num_clients)
     summary = run_server(grid, run_config)
-    output = Path(run_config["output_dir"])
+    output = Path(run_config.output_dir)
     rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
     model = torch.load(output / "model.pt")
     return summary, rows, model
@@ -28,7 +31,7 @@ def test_fedavg_learns_and_writes_results(run_config_factory) -> None:
     assert {"test_accuracy", "test_loss", "train_loss", "seconds", "clients"} <= set(rows[0])
     assert rows[-1]["test_accuracy"] > 0.5
     assert summary["final_test_accuracy"] == rows[-1]["test_accuracy"]
-    output = Path(run_config_factory()["output_dir"]).parent
+    output = Path(run_config_factory().output_dir).parent
     assert (output / "run0" / "summary.json").exists() and (output / "run0" / "metrics.csv").exists()
 
 
@@ -53,19 +56,15 @@ def test_zero_mask_ratio_reproduces_fedavg(run_config_factory) -> None:
 def test_fedpfn_self_checks_and_exact_anchors_after_aggregation(run_config_factory) -> None:
     run_config = run_config_factory("strategy=fedpfn", "mask_ratio=0.6", "num_rounds=1")
     grid = InProcessGrid(run_config, 4)
-    from fedtna.server_app import initial_model
-
     start = initial_model(run_config).state_dict()
     run_server(grid, run_config)
-    output = Path(run_config["output_dir"])
+    output = Path(run_config.output_dir)
     row = json.loads((output / "metrics.jsonl").read_text().splitlines()[0])
     assert abs(row["fixed_fraction"] - 0.6) < 0.01
     assert row["anchor_drift"] == 0.0
     final = torch.load(output / "model.pt")
-    from fedtna.masks import draw_fixed_masks
-
     seed = int(grid.delivered[-1].content["config"]["mask-seed"])
-    masks = draw_fixed_masks(initial_model(run_config).named_parameters(), seed, 0.6)
+    masks = draw_fixed_masks(initial_model(run_config).named_parameters(), seed, MaskSpec(0.6, "weight"))
     for name, mask in masks.items():
         assert start[name][mask].numpy().tobytes() == final[name][mask].numpy().tobytes()
         assert not torch.equal(start[name][~mask], final[name][~mask])
@@ -87,7 +86,7 @@ def test_round_seed_only_travels_and_sampling_is_seeded(run_config_factory) -> N
 
 
 def test_checksum_mismatch_fails_the_run(run_config_factory, monkeypatch) -> None:
-    import fedtna.clients.client_app as client_app
+    import fedtna.fl.client_app as client_app
 
     original = client_app.masks_checksum
     calls = iter(range(100))
@@ -123,14 +122,14 @@ def test_neuron_granularity_and_scope_reach_the_clients(run_config_factory) -> N
 
 
 def test_a_new_schedule_is_one_module_and_one_yaml_key(run_config_factory) -> None:
-    from fedtna.schedules import _REGISTRY, register
-    from fedtna.schedules.round_masks import round_fixed_masks
+    from fedtna.fl.round_plan import plan_masks
+    from fedtna.fl.schedules import register, unregister
     from fedtna.training import Phase
 
     @register("pfn_then_full")
-    def pfn_then_full(model, round_config, run_config, steps_per_epoch):  # noqa: ANN001, ANN202
-        masks = round_fixed_masks(model, round_config, run_config)
-        return [Phase(masks, steps_per_epoch), Phase(None, steps_per_epoch)]
+    def pfn_then_full(model, plan, work):  # noqa: ANN001, ANN202
+        masks = plan_masks(plan, model.named_parameters())
+        return [Phase(masks, work.steps_per_epoch), Phase(None, work.steps_per_epoch)]
 
     try:
         run_config = run_config_factory("strategy=fedpfn", "+strategy.schedule=pfn_then_full", "model=mlp",
@@ -140,12 +139,12 @@ def test_a_new_schedule_is_one_module_and_one_yaml_key(run_config_factory) -> No
         assert {m.content["config"]["schedule"] for m in grid.delivered if m.metadata.message_type == "train"} == {
             "pfn_then_full"}
     finally:
-        _REGISTRY.pop("pfn_then_full")
+        unregister("pfn_then_full")
 
 
 def test_unknown_schedule_is_rejected_before_running(run_config_factory) -> None:
-    from fedtna.config import validate_run_config
     from fedtna.errors import ConfigError
+    from fedtna.fl.strategies import build_strategy
 
     with pytest.raises(ConfigError, match="schedule='nope' is unknown; known schedules: \\['full', 'pfn', 'pnu'\\]"):
-        validate_run_config(run_config_factory("strategy=fedpfn", "+strategy.schedule=nope"))
+        build_strategy(run_config_factory("strategy=fedpfn", "+strategy.schedule=nope"))

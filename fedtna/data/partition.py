@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fedtna.data.targets import call_configured
-from fedtna.errors import ConfigError
+from fedtna.config.targets import TargetSpec
+from fedtna.errors import ConfigError, out_of_range
 
 if TYPE_CHECKING:
     from flwr_datasets.partitioner import Partitioner
@@ -21,11 +20,9 @@ LABEL_COLUMN = "label"
 CLASS_ASSIGNMENT_MODES = ("random", "deterministic", "first-deterministic")
 
 
-def partition_dataset(
-    partition_cfg: Mapping[str, Any], labels: np.ndarray, num_partitions: int, seed: int
-) -> list[np.ndarray]:
+def partition_dataset(spec: TargetSpec, labels: np.ndarray, num_partitions: int, seed: int) -> list[np.ndarray]:
     """Run the partition function the config's `_target_` names, so a new scheme is one function + one YAML."""
-    return call_configured(partition_cfg, "partition", labels=labels, num_partitions=num_partitions, seed=seed)
+    return spec.call(labels=labels, num_partitions=num_partitions, seed=seed)
 
 
 def iid(labels: np.ndarray, num_partitions: int, seed: int, **_: Any) -> list[np.ndarray]:
@@ -50,7 +47,7 @@ def dirichlet(
 
     label_array = _check_common(labels, num_partitions, seed)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ConfigError(f"partition.alpha={alpha!r} must be a number > 0 (e.g. 0.1 skewed, 100 near-IID)")
+        raise out_of_range("partition.alpha", alpha, "> 0 (e.g. 0.1 skewed, 100 near-IID)")
     if not _is_int(min_partition_size) or not 0 <= min_partition_size * num_partitions <= len(label_array):
         raise ConfigError(
             f"partition.min_partition_size={min_partition_size!r} is impossible: it must be an integer >= 0 with "
@@ -68,9 +65,7 @@ def dirichlet(
         warnings.simplefilter("always")
         try:
             partitions = _run_partitioner(partitioner, label_array, seed)
-        except ValueError as exc:
-            if "max number of attempts" not in str(exc):
-                raise
+        except ValueError:  # the partitioner gives up after its maximum number of draws
             raise ConfigError(
                 f"partition.min_partition_size={min_partition_size} was not reached by all {num_partitions} "
                 f"partitions with alpha={alpha} after {len(_redraws(caught))} Dirichlet draws; "
@@ -99,11 +94,11 @@ def pathological(
 
     label_array = _check_common(labels, num_partitions, seed)
     present = len(np.unique(label_array))
-    if not _is_int(classes_per_client) or not 1 <= classes_per_client <= present:
-        raise ConfigError(
-            f"partition.classes_per_client={classes_per_client!r} must be an integer from 1 to {present} "
-            "(the number of classes present in the train labels)"
-        )
+    if not _is_int(classes_per_client) or classes_per_client < 1:
+        raise out_of_range("partition.classes_per_client", classes_per_client, "integers >= 1")
+    if classes_per_client > present:
+        raise ConfigError(f"partition.classes_per_client={classes_per_client} is more than the {present} classes "
+                          "present in the train labels")
     if class_assignment_mode not in CLASS_ASSIGNMENT_MODES:
         raise ConfigError(
             f"partition.class_assignment_mode={class_assignment_mode!r} is not one of {list(CLASS_ASSIGNMENT_MODES)}"
@@ -119,9 +114,7 @@ def pathological(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Classes: .* will NOT be used")
             partitions = _run_partitioner(partitioner, label_array, seed)
-    except ValueError as exc:
-        if "is needed to be assigned to more partitions" not in str(exc):
-            raise
+    except ValueError:  # some class would need more holders than it has samples
         raise ConfigError(
             f"partition.classes_per_client={classes_per_client} with num_partitions={num_partitions}: "
             "a class would be shared by more clients than it has samples; lower num_partitions or classes_per_client"

@@ -1,0 +1,121 @@
+"""Every range check of a config, in one place; each failure is one line naming key, value and range.
+
+Checks of values that belong to one pluggable part live beside that part and run in the
+same validation step (a strategy's constructor, a partition function's preconditions, a
+model's constructor); everything that the run itself owns is listed here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fedtna.config.schema import LmcConfig, RunConfig, TrainingKeys
+from fedtna.device import resolve_device
+from fedtna.errors import ConfigError, out_of_range
+from fedtna.masks import GRANULARITIES
+from fedtna.training import OPTIMIZERS
+
+RangeCheck = tuple[str, Callable[[Any], bool], str]
+
+LMC_MODES = ("vanilla", "tna_pfn", "prune_init", "weight_matching", "tna_pfn_weight_matching")
+LMC_INITS = ("independent", "shared")
+LMC_DATA_SPLITS = ("same", "disjoint", "dirichlet")
+WANDB_MODES = ("disabled", "offline", "online")
+
+
+def _one_of(choices: tuple[str, ...]) -> tuple[Callable[[Any], bool], str]:
+    return (lambda value: value in choices), f"one of {list(choices)}"
+
+
+SHARED_CHECKS: list[RangeCheck] = [
+    ("seed", lambda v: v >= 0, ">= 0"),
+    ("mask_ratio", lambda v: 0.0 <= v < 1.0, "[0, 1)"),
+    ("batch_size", lambda v: v >= 1, ">= 1"),
+    ("eval_batch_size", lambda v: v >= 1, ">= 1"),
+    ("optimizer", *_one_of(tuple(OPTIMIZERS))),
+    ("lr", lambda v: v > 0.0, "> 0"),
+    ("momentum", lambda v: 0.0 <= v < 1.0, "[0, 1)"),
+    ("weight_decay", lambda v: v >= 0.0, ">= 0"),
+    ("mask.granularity", *_one_of(GRANULARITIES)),
+]
+
+RUN_CHECKS: list[RangeCheck] = [
+    ("num_clients", lambda v: v >= 1, ">= 1"),
+    ("num_rounds", lambda v: v >= 1, ">= 1"),
+    ("fraction_train", lambda v: 0.0 < v <= 1.0, "(0, 1]"),
+    ("fraction_evaluate", lambda v: 0.0 <= v <= 1.0, "[0, 1]"),
+    ("local_epochs", lambda v: v >= 1, ">= 1"),
+    ("lr_decay", lambda v: 0.0 < v <= 1.0, "(0, 1]"),
+    ("eval_every", lambda v: v >= 1, ">= 1"),
+    ("round_timeout", lambda v: v > 0, "> 0"),
+    ("wandb.mode", *_one_of(WANDB_MODES)),
+    ("simulation.threads_per_client", lambda v: v >= 1, ">= 1"),
+    ("simulation.client_resources.num_cpus", lambda v: v > 0.0, "> 0"),
+    ("simulation.client_resources.num_gpus", lambda v: 0.0 <= v <= 1.0, "[0, 1] (fractions share a GPU)"),
+]
+
+LMC_CHECKS: list[RangeCheck] = [
+    ("num_models", lambda v: v >= 2, "integers >= 2"),
+    ("num_points", lambda v: v >= 3, "integers >= 3"),
+    ("epochs", lambda v: v >= 1, "integers >= 1"),
+    ("bn_reset_batches", lambda v: v >= 1, "integers >= 1"),
+    ("num_threads", lambda v: v is None or v >= 1, "integers >= 1 (or null)"),
+    ("init", *_one_of(LMC_INITS)),
+    ("data_split", *_one_of(LMC_DATA_SPLITS)),
+    ("modes", lambda v: v is None or (len(v) > 0 and set(v) <= set(LMC_MODES)),
+     f"a non-empty list from {list(LMC_MODES)} (or null = all)"),
+]
+
+
+def _value(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def apply_checks(config: Any, checks: list[RangeCheck]) -> None:
+    """Raise the first failing check as one ConfigError line."""
+    for key, is_allowed, allowed in checks:
+        value = _value(config, key)
+        try:
+            ok = bool(is_allowed(value))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            if allowed.startswith("one of"):
+                raise ConfigError(f"{key}={value!r} is not {allowed}")
+            raise out_of_range(key, value, allowed)
+
+
+def _check_shared(config: TrainingKeys) -> None:
+    apply_checks(config, SHARED_CHECKS)
+    if config.nesterov and (config.momentum <= 0 or config.optimizer != "sgd"):
+        raise ConfigError(f"nesterov=true needs optimizer=sgd and momentum > 0 (got optimizer={config.optimizer!r}, "
+                          f"momentum={config.momentum})")
+    resolve_device(config.device)
+
+
+def check_run_config(config: RunConfig) -> None:
+    """Checks of a federated run that need no data and no model."""
+    _check_shared(config)
+    apply_checks(config, RUN_CHECKS)
+    gpus = config.simulation.client_resources.num_gpus
+    if gpus > 0:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"simulation.client_resources.num_gpus={gpus} but no CUDA GPU is visible; set it to 0")
+
+
+def check_lmc_config(config: LmcConfig) -> None:
+    """Checks of a fusion run that need no data and no model."""
+    _check_shared(config)
+    apply_checks(config, LMC_CHECKS)
+
+
+def check_against_data(num_clients: int, num_train_examples: int, dataset_name: str) -> None:
+    """Checks that need the loaded dataset's size."""
+    if num_clients > num_train_examples:
+        raise ConfigError(f"num_clients={num_clients} is more than the {num_train_examples} training examples of "
+                          f"dataset {dataset_name!r}")

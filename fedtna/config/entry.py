@@ -1,0 +1,51 @@
+"""The one Hydra entry helper behind ``fedtna.run`` and ``fedtna.lmc`` (and their console scripts)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+
+from fedtna.errors import FedtnaError
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+ConfigT = TypeVar("ConfigT")
+
+USAGE_ERROR_EXIT = 2
+
+
+def hydra_entry(config_name: str, parse: Callable[[DictConfig], ConfigT],
+                work: Callable[[ConfigT], Any]) -> Callable[[], Any]:
+    """A ``main()`` that composes ``conf/<config_name>.yaml``, parses it typed and runs ``work``.
+
+    A FedtnaError (bad input, missing data) becomes one ``error: ...`` line and exit code 2.
+    """
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    @hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")
+    def main(cfg: DictConfig) -> Any:
+        try:
+            cfg = cfg.copy()
+            OmegaConf.set_struct(cfg, False)
+            cfg.output_dir = HydraConfig.get().runtime.output_dir
+            config = parse(cfg)
+            if getattr(config, "print_config", False):
+                print(OmegaConf.to_yaml(cfg, resolve=True), file=sys.stderr)
+            return work(config)
+        except FedtnaError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(USAGE_ERROR_EXIT)
+
+    return main
+
+
+def compose_config(config_name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with overrides outside a Hydra app (deployment, tests)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))

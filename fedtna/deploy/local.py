@@ -1,0 +1,247 @@
+"""A real Flower deployment on one host: a SuperLink and N SuperNodes over gRPC, the same apps.
+
+:class:`LocalDeployment` starts the daemons on free loopback ports, submits runs with
+``flwr run`` (the whole config travels as JSON in the run-config key ``cfg-json``),
+polls the run status until it finished and always stops the daemons. ``flwr run``
+exits 0 even when the run fails, so the status comes from the Control API's
+``ListRuns``; anything but ``finished:completed`` raises :class:`DeploymentError`
+carrying the last lines of ``flwr log``. :func:`deploy_local` does all of it for one run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from fedtna.config import RunConfig
+from fedtna.deploy.app import APP_DIR_NAME, stage_app
+from fedtna.deploy.commands import superlink_argv, supernode_argv
+from fedtna.deploy.control import ControlClient
+from fedtna.deploy.errors import DeploymentError
+from fedtna.deploy.flwr_cli import (
+    flower_env, flower_executable, run_log_tail, run_status, stop_run, submit_run, write_connection_config,
+)
+from fedtna.deploy.processes import LOOPBACK, Daemon, free_ports, start_daemon, stop_all, wait_until_listening
+from fedtna.deploy.run_config import plain_run_config, write_run_config_toml
+
+CONNECTION = "fedtna-local"
+COMPLETED = "finished:completed"
+CERT_FILES = ("ca.crt", "server.pem", "server.key")
+
+
+@dataclass
+class DeployResult:
+    """What a finished deployment run left behind, plus timings in seconds."""
+
+    run_id: int
+    status: str
+    output_dir: Path
+    log_dir: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def metrics_path(self) -> Path:
+        """The per-round metrics the ServerApp wrote."""
+        return self.output_dir / "metrics.jsonl"
+
+    @property
+    def summary_path(self) -> Path:
+        """The run summary the ServerApp wrote."""
+        return self.output_dir / "summary.json"
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The per-round rows of metrics.jsonl (none if it is missing)."""
+        if not self.metrics_path.is_file():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+
+def _checked_certs_dir(certs_dir: str | Path | None) -> Path | None:
+    """``certs_dir`` made absolute, after checking it holds the files scripts/make_certs.sh writes."""
+    if certs_dir is None:
+        return None
+    certs = Path(certs_dir).resolve()
+    for name in CERT_FILES:
+        if not (certs / name).is_file():
+            raise DeploymentError(f"{certs / name} is missing; run scripts/make_certs.sh {certs}")
+    return certs
+
+
+class LocalDeployment:
+    """A SuperLink and ``num_supernodes`` SuperNodes on one host, stopped on exit.
+
+    Every daemon has its own FLWR_HOME under a private work directory, and the ``flwr``
+    CLI a config.toml declaring the connection. ``certs_dir`` (ca.crt, server.pem,
+    server.key from scripts/make_certs.sh) turns on TLS for the Fleet and Control APIs.
+    """
+
+    def __init__(self, num_supernodes: int, log_dir: str | Path | None = None, *,
+                 certs_dir: str | Path | None = None, host: str = LOOPBACK, ready_timeout: float = 60.0,
+                 work_dir: str | Path | None = None) -> None:
+        if num_supernodes < 1:
+            raise DeploymentError(f"num_supernodes={num_supernodes} must be >= 1")
+        self.num_supernodes = num_supernodes
+        self.certs_dir = _checked_certs_dir(certs_dir)
+        self.ready_timeout = ready_timeout
+        self._own_work_dir = work_dir is None
+        self.work_dir = Path(tempfile.mkdtemp(prefix="fedtna-deploy-") if work_dir is None else work_dir)
+        self.log_dir = Path(log_dir) if log_dir else self.work_dir / "logs"
+        self.daemons: list[Daemon] = []
+        self.timings: dict[str, float] = {}
+        self._control: ControlClient | None = None
+        self._app_dir: Path | None = None
+        ports = free_ports(3 + num_supernodes, host)
+        self.serverappio, self.fleet, self.control = (f"{host}:{port}" for port in ports[:3])
+        self.clientappio = [f"{host}:{port}" for port in ports[3:]]
+        self.cli_env = flower_env(self.work_dir / "home" / "cli")
+        write_connection_config(self.work_dir / "home" / "cli", CONNECTION, self.control, self.ca_certificate)
+
+    @property
+    def ca_certificate(self) -> Path | None:
+        """The CA certificate clients of the SuperLink trust (None without TLS)."""
+        return self.certs_dir / "ca.crt" if self.certs_dir else None
+
+    # -- lifecycle --
+    def __enter__(self) -> LocalDeployment:
+        try:
+            self.start()
+        except BaseException:
+            self.stop(keep_logs=True)
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self.stop(keep_logs=exc_type is not None)
+
+    def start(self) -> None:
+        """Start the SuperLink, wait for its Control and Fleet APIs, then start the SuperNodes."""
+        started = time.perf_counter()
+        home = self.work_dir / "home"
+        superlink = start_daemon(
+            "superlink", superlink_argv(self.fleet, self.control, self.serverappio, self.certs_dir,
+                                        flower_executable("flower-superlink")),
+            flower_env(home / "superlink"), self.log_dir / "superlink.log", cwd=self.work_dir)
+        self.daemons.append(superlink)
+        wait_until_listening(superlink, self.control, self.ready_timeout)
+        wait_until_listening(superlink, self.fleet, self.ready_timeout)
+        self.timings["superlink_ready_s"] = round(time.perf_counter() - started, 3)
+        supernode_executable = flower_executable("flower-supernode")
+        for partition_id, address in enumerate(self.clientappio):
+            argv = supernode_argv(self.fleet, address, partition_id, self.num_supernodes, self.certs_dir,
+                                  supernode_executable)
+            self.daemons.append(start_daemon(f"supernode-{partition_id}", argv,
+                                             flower_env(home / f"supernode-{partition_id}"),
+                                             self.log_dir / f"supernode-{partition_id}.log", cwd=self.work_dir))
+        for supernode, address in zip(self.daemons[1:], self.clientappio, strict=True):
+            wait_until_listening(supernode, address, self.ready_timeout)
+        self.timings["startup_s"] = round(time.perf_counter() - started, 3)
+
+    def stop(self, keep_logs: bool = False) -> None:
+        """Terminate every daemon with its children; remove a private work dir (its logs stay if ``keep_logs``)."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        stop_all(self.daemons)
+        self.daemons = []
+        if not self._own_work_dir:
+            return
+        if keep_logs and self.log_dir.is_relative_to(self.work_dir):
+            shutil.rmtree(self.work_dir / "home", ignore_errors=True)
+            shutil.rmtree(self.work_dir / "app", ignore_errors=True)
+        else:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def check_daemons(self) -> None:
+        """Raise if a daemon died."""
+        for daemon in self.daemons:
+            if not daemon.alive():
+                raise daemon.died_error("while the run was going")
+
+    # -- runs --
+    def app_dir(self) -> Path:
+        """The staged Flower app, written on first use."""
+        if self._app_dir is None:
+            self._app_dir = stage_app(self.work_dir / "app" / APP_DIR_NAME)
+        return self._app_dir
+
+    def submit(self, config: RunConfig | Mapping[str, Any]) -> int:
+        """Write the run-config TOML and ``flwr run`` the staged app; returns the run id."""
+        plain = plain_run_config(config)
+        toml_path = write_run_config_toml(plain, self.log_dir / "run_config.toml")
+        Path(plain["output_dir"]).mkdir(parents=True, exist_ok=True)
+        return submit_run(self.app_dir(), CONNECTION, toml_path, self.cli_env)
+
+    def status(self, run_id: int) -> str:
+        """The run's status via the Control API; falls back to ``flwr ls --format json``."""
+        try:
+            if self._control is None:
+                self._control = ControlClient(self.control, self.ca_certificate)
+            return self._control.status(run_id)
+        except grpc.RpcError:  # the CLI reports connection and API trouble in its own words
+            return run_status(run_id, CONNECTION, self.cli_env)
+
+    def wait(self, run_id: int, timeout: float | None = None, poll: float = 1.0) -> str:
+        """Poll the run's status until it finished; returns the status text."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.status(run_id)
+            if status.startswith("finished"):
+                return status
+            self.check_daemons()
+            if deadline is not None and time.monotonic() > deadline:
+                stop_run(run_id, CONNECTION, self.cli_env)
+                raise DeploymentError(f"run {run_id} still {status!r} after {timeout:.0f} s; stopped it.\n"
+                                      f"last lines of `flwr log`:\n{self.log_tail(run_id)}")
+            time.sleep(poll)
+
+    def log_tail(self, run_id: int, lines: int = 40) -> str:
+        """The last lines of ``flwr log`` for the run."""
+        return run_log_tail(run_id, CONNECTION, self.cli_env, lines)
+
+    def run(self, config: RunConfig | Mapping[str, Any], timeout: float | None = None) -> DeployResult:
+        """Submit ``config``, wait until the run finished, raise unless it completed."""
+        started = time.perf_counter()
+        output_dir = Path(plain_run_config(config)["output_dir"])
+        run_id = self.submit(config)
+        self.timings["submit_s"] = round(time.perf_counter() - started, 3)
+        status = self.wait(run_id, timeout)
+        self.timings["run_s"] = round(time.perf_counter() - started, 3)
+        if status != COMPLETED:
+            supernode_tails = "\n".join(f"--- {d.name} ---\n{d.log_tail(10)}" for d in self.daemons[1:])
+            raise DeploymentError(f"run {run_id} ended {status!r} (logs in {self.log_dir}).\n"
+                                  f"last lines of `flwr log`:\n{self.log_tail(run_id)}\n{supernode_tails}")
+        return DeployResult(run_id, status, output_dir, self.log_dir, dict(self.timings))
+
+
+def deploy_local(config: RunConfig, num_supernodes: int | None = None, *, timeout: float | None = None,
+                 validate: bool = True, **deployment_kwargs: Any) -> DeployResult:
+    """One full local deployment: write config.json, validate, start the daemons, run, stop them.
+
+    One SuperNode per client unless ``num_supernodes`` says otherwise (the ServerApp needs
+    every partition id ``0..num_clients-1`` served). Daemon logs, the run-config TOML and
+    deploy.json go to ``<output_dir>/deploy``; the ServerApp writes metrics.jsonl,
+    metrics.csv and summary.json into ``output_dir``.
+    """
+    from fedtna.fl.experiment import prepare, write_config
+
+    config = replace(config, output_dir=str(Path(config.output_dir).resolve()))
+    write_config(config)
+    if validate:
+        prepare(config)
+    deployment_kwargs.setdefault("log_dir", Path(config.output_dir) / "deploy")
+    count = config.num_clients if num_supernodes is None else num_supernodes
+    started = time.perf_counter()
+    with LocalDeployment(count, **deployment_kwargs) as deployment:
+        result = deployment.run(config, timeout=timeout)
+    result.timings["total_s"] = round(time.perf_counter() - started, 3)
+    (result.log_dir / "deploy.json").write_text(json.dumps(
+        {"run_id": result.run_id, "status": result.status, "timings": result.timings}, indent=2) + "\n")
+    return result

@@ -1,0 +1,152 @@
+"""Daemon processes of a local deployment: start in their own process group, wait for a port, stop all.
+
+Every daemon runs in its own process group (its flower-superexec and flwr-serverapp /
+flwr-clientapp children with it); stopping SIGTERMs the groups, waits, then SIGKILLs.
+On Linux the daemons also get SIGTERM when the starting process dies (PR_SET_PDEATHSIG),
+so start deployments from the main thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from fedtna.deploy.errors import DeploymentError
+
+LOOPBACK = "127.0.0.1"
+PR_SET_PDEATHSIG = 1
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` distinct ports that were free a moment ago (bound to port 0, then released)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: SIGTERM the daemon when the process that started it dies (e.g. a killed pytest)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (non-zombie) process is in process group ``pgid``."""
+    proc = Path("/proc")
+    if proc.is_dir():  # Linux: zombies re-parented to a non-reaping init must not count
+        for stat in proc.glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    return True
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+@dataclass
+class Daemon:
+    """One started process; its process group id is its pid, so its children go with it."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    process: subprocess.Popen
+    log_handle: IO[bytes]
+
+    def alive(self) -> bool:
+        """Whether the daemon itself still runs."""
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the daemon's log (empty if unreadable)."""
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def terminate(self) -> None:
+        """SIGTERM the daemon's process group."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+
+    def finished(self) -> bool:
+        """Whether the daemon and every process of its group are gone."""
+        return not self.alive() and not _group_alive(self.process.pid)
+
+    def kill(self) -> None:
+        """SIGKILL whatever is left of the group, reap the daemon and close its log."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        self.log_handle.close()
+
+    def died_error(self, doing: str) -> DeploymentError:
+        """The error saying the daemon exited while ``doing``, with its log tail."""
+        return DeploymentError(f"{self.name} exited with code {self.process.returncode} {doing}:\n"
+                               f"{self.log_tail()}")
+
+
+def start_daemon(name: str, argv: list[str], env: Mapping[str, str], log_path: Path,
+                 cwd: str | Path | None = None) -> Daemon:
+    """Popen ``argv`` in its own session with stdout and stderr appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = log_path.open("ab")
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, env=dict(env),
+        cwd=cwd, start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+    )
+    return Daemon(name, argv, log_path, process, handle)
+
+
+def wait_until_listening(daemon: Daemon, address: str, timeout: float) -> None:
+    """Block until ``address`` (host:port) accepts connections; raise if the daemon dies or time runs out."""
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while not port_open(host, int(port)):
+        if not daemon.alive():
+            raise daemon.died_error(f"before listening on {address}")
+        if time.monotonic() > deadline:
+            raise DeploymentError(f"{daemon.name} not listening on {address} within {timeout:.0f} s:\n"
+                                  f"{daemon.log_tail()}")
+        time.sleep(0.1)
+
+
+def stop_all(daemons: Sequence[Daemon], grace: float = 10.0) -> None:
+    """SIGTERM every daemon's group at once, wait up to ``grace`` s for all, SIGKILL the rest."""
+    for daemon in daemons:
+        daemon.terminate()
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and not all(daemon.finished() for daemon in daemons):
+        time.sleep(0.05)
+    for daemon in daemons:
+        daemon.kill()

@@ -1,0 +1,116 @@
+"""The ClientApp: decode a message, run fedtna.training, reply with arrays and metrics.
+
+The same app runs in simulation (config handed in by ``make_client_app(config)``) and on
+real SuperNodes (config parsed from ``context.run_config["cfg-json"]``; the partition id
+from ``context.node_config["partition-id"]``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import torch
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from torch import nn
+
+from fedtna.config import RunConfig, parse_run_config
+from fedtna.device import resolve_device
+from fedtna.fl.local_data import client_data, dataset_bundle
+from fedtna.fl.round_plan import RoundPlan
+from fedtna.fl.schedules import LocalWork, get_schedule
+from fedtna.masks import derive_seed, fixed_fraction, masks_checksum
+from fedtna.models import build_model
+from fedtna.training import evaluate, local_train, steps_per_epoch
+
+RUN_CONFIG_KEY = "cfg-json"
+PARTITION_ID_KEY = "partition-id"
+_MODELS: dict[str, nn.Module] = {}
+
+
+def config_of(context: Context, config: RunConfig | None) -> RunConfig:
+    """The fedtna config: handed in (simulation) or parsed from the Flower run config (deployment)."""
+    if config is not None:
+        return config
+    return parse_run_config(json.loads(str(context.run_config[RUN_CONFIG_KEY])))
+
+
+def partition_id_of(context: Context) -> int:
+    """This node's partition, set by the simulation engine or ``--node-config``."""
+    return int(context.node_config[PARTITION_ID_KEY])
+
+
+def client_model(config: RunConfig) -> nn.Module:
+    """The model object for this config, built once per process and reloaded each round."""
+    key = json.dumps([config.model, config.dataset, config.device], sort_keys=True, default=str)
+    if key not in _MODELS:
+        torch.set_num_threads(config.simulation.threads_per_client)
+        bundle = dataset_bundle(config)
+        model = build_model(config.model_spec, bundle.input_shape, bundle.num_classes)
+        _MODELS[key] = model.to(resolve_device(config.device))
+    return _MODELS[key]
+
+
+def _load_global(model: nn.Module, message: Message) -> None:
+    model.load_state_dict(message.content["arrays"].to_torch_state_dict(), strict=True)
+
+
+def train_on_partition(config: RunConfig, partition_id: int, message: Message) -> RecordDict:
+    """Local training of one client for one round; the body of the train handler."""
+    plan = RoundPlan.from_record(message.content["config"])
+    model = client_model(config)
+    _load_global(model, message)
+    inputs, labels = client_data(config, partition_id)
+    work = LocalWork(config.local_epochs, steps_per_epoch(len(labels), config.batch_size))
+    phases = get_schedule(plan.schedule)(model, plan, work)
+    settings = config.optimizer_settings
+    decayed_lr = settings.lr * config.lr_decay ** (plan.server_round - 1)
+    generator = torch.Generator().manual_seed(derive_seed(plan.round_seed, "client", partition_id))
+    stats = local_train(model, inputs, labels, phases, optimizer_settings=replace(settings, lr=decayed_lr),
+                        batch_size=config.batch_size, generator=generator, proximal_mu=plan.proximal_mu)
+    metrics: dict[str, float | int] = {"num-examples": len(labels), "train_loss": stats.mean_loss,
+                                       "partition_id": partition_id}
+    masks = next((phase.fixed_masks for phase in phases if phase.fixed_masks is not None), None)
+    if masks is not None:
+        metrics["fixed_fraction"] = fixed_fraction(masks, model)
+        metrics["anchor_drift"] = stats.anchor_drift
+        metrics["mask_checksum"] = masks_checksum(masks)
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    return RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
+
+
+def evaluate_on_partition(config: RunConfig, partition_id: int, message: Message) -> RecordDict:
+    """Federated evaluation of the global model on this client's partition."""
+    model = client_model(config)
+    _load_global(model, message)
+    inputs, labels = client_data(config, partition_id)
+    loss, accuracy = evaluate(model, inputs, labels, config.eval_batch_size)
+    metrics = {"num-examples": len(labels), "client_loss": loss, "client_accuracy": accuracy,
+               "partition_id": partition_id}
+    return RecordDict({"metrics": MetricRecord(metrics)})
+
+
+def make_client_app(config: RunConfig | None = None) -> ClientApp:
+    """A ClientApp bound to ``config`` (None: parse it from the Flower run config)."""
+    app = ClientApp()
+
+    @app.query()
+    def query(message: Message, context: Context) -> Message:
+        metrics = MetricRecord({PARTITION_ID_KEY: partition_id_of(context)})
+        return Message(RecordDict({"metrics": metrics}), reply_to=message)
+
+    @app.train()
+    def train(message: Message, context: Context) -> Message:
+        content = train_on_partition(config_of(context, config), partition_id_of(context), message)
+        return Message(content, reply_to=message)
+
+    @app.evaluate()
+    def evaluate_handler(message: Message, context: Context) -> Message:
+        content = evaluate_on_partition(config_of(context, config), partition_id_of(context), message)
+        return Message(content, reply_to=message)
+
+    return app
+
+
+app = make_client_app()

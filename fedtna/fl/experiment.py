@@ -1,0 +1,63 @@
+"""One federated experiment from a typed config: checks, data, initial model, simulation, summary.
+
+Everything here is shared by the entry points (``fedtna.run``, deployment, benchmarks):
+they import from this module, never from the apps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fedtna.config import RunConfig, to_plain
+from fedtna.config.checks import check_against_data, check_run_config
+from fedtna.fl.local_data import all_partitions, dataset_bundle
+from fedtna.masks import derive_seed, validate_scope
+from fedtna.models import build_model
+
+
+def initial_model(config: RunConfig) -> torch.nn.Module:
+    """The global model at round 0, seeded by the run seed."""
+    bundle = dataset_bundle(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, "init"))
+        return build_model(config.model_spec, bundle.input_shape, bundle.num_classes)
+
+
+def prepare(config: RunConfig) -> None:
+    """All checks and data work that must happen before Ray starts; writes the label plot."""
+    from fedtna.data import plot_label_distribution
+    from fedtna.fl.strategies import build_strategy
+
+    check_run_config(config)
+    build_strategy(config)  # the strategy's own argument checks, before any data
+    bundle = dataset_bundle(config)
+    check_against_data(config.num_clients, len(bundle.train_y), bundle.name)
+    partitions = all_partitions(config)
+    validate_scope(config.mask_spec.scope, initial_model(config))
+    plot_label_distribution(bundle.train_y.numpy(), list(partitions), bundle.num_classes,
+                            Path(config.output_dir) / "label_distribution.png")
+
+
+def write_config(config: RunConfig) -> None:
+    """config.json: every resolved value of the run."""
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.json").write_text(json.dumps(to_plain(config), indent=2, default=str) + "\n")
+
+
+def run_experiment(config: RunConfig) -> dict[str, Any]:
+    """Validate, simulate and return the summary of one run."""
+    from fedtna.fl.simulation import simulate
+
+    started = time.perf_counter()
+    write_config(config)
+    prepare(config)
+    summary = simulate(config)
+    summary["total_wall_seconds"] = round(time.perf_counter() - started, 3)
+    (Path(config.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,66 @@
+"""The run's dataset and every client's partition of it, loaded once per process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedtna.config.schema import RunConfig, TrainingKeys
+from fedtna.config.targets import TargetSpec
+from fedtna.data import DatasetBundle, load_dataset, partition_dataset
+from fedtna.disk_cache import cached_arrays
+from fedtna.masks import derive_seed
+
+
+def _key(node: Mapping[str, Any]) -> str:
+    return json.dumps(dict(node), sort_keys=True, default=str)
+
+
+@lru_cache(maxsize=4)
+def _bundle(dataset_key: str) -> DatasetBundle:
+    return load_dataset(TargetSpec.of("dataset", json.loads(dataset_key)))
+
+
+def dataset_bundle(config: TrainingKeys) -> DatasetBundle:
+    """The run's dataset, cached per process (simulation actors reuse it every round)."""
+    return _bundle(_key(config.dataset))
+
+
+def partition_seed(seed: int) -> int:
+    """The partitioners' seed, derived from the run seed (numpy needs < 2^32)."""
+    return derive_seed(seed, "partition") % (2**32)
+
+
+@lru_cache(maxsize=4)
+def _partitions(dataset_key: str, partition_key: str, num_clients: int, seed: int) -> tuple[np.ndarray, ...]:
+    def compute() -> list[np.ndarray]:
+        labels = _bundle(dataset_key).train_y.numpy()
+        return partition_dataset(TargetSpec.of("partition", json.loads(partition_key)), labels, num_clients, seed)
+
+    key = f"partitions/{dataset_key}/{partition_key}/{num_clients}/{seed}/flwr-datasets-{version('flwr-datasets')}"
+    return tuple(cached_arrays(key, compute))
+
+
+def all_partitions(config: RunConfig) -> tuple[np.ndarray, ...]:
+    """Index arrays of every client's partition, identical for the same seed."""
+    return _partitions(_key(config.dataset), _key(config.partition), config.num_clients, partition_seed(config.seed))
+
+
+@lru_cache(maxsize=64)
+def _client_tensors(dataset_key: str, partition_key: str, num_clients: int, seed: int,
+                    partition_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    bundle = _bundle(dataset_key)
+    indices = torch.from_numpy(_partitions(dataset_key, partition_key, num_clients, seed)[partition_id])
+    return bundle.train_x[indices].contiguous(), bundle.train_y[indices].contiguous()
+
+
+def client_data(config: RunConfig, partition_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, labels) of one client's partition as in-memory tensors."""
+    return _client_tensors(_key(config.dataset), _key(config.partition), config.num_clients,
+                           partition_seed(config.seed), partition_id)

@@ -1,0 +1,132 @@
+"""Per-round results: metrics.jsonl, metrics.csv, summary.json, a rich progress bar, wandb."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fedtna.config import RunConfig, to_plain
+from fedtna.config.schema import WandbSettings
+
+
+
+class WandbLogger:
+    """Thin wrapper so that ``wandb.mode=disabled`` never imports or touches wandb."""
+
+    def __init__(self, settings: WandbSettings, plain_config: Mapping[str, Any], output_dir: Path) -> None:
+        self.run = None
+        if settings.mode == "disabled":
+            return
+        import wandb
+
+        self.run = wandb.init(
+            mode=settings.mode,
+            project=settings.project or "fedtna",
+            entity=settings.entity,
+            group=settings.group,
+            name=settings.name,
+            config=dict(plain_config),
+            dir=str(output_dir),
+            reinit="finish_previous",
+        )
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        """Log one round's metrics at step = round."""
+        if self.run is not None:
+            self.run.log(dict(row), step=int(row["round"]))
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        """Write the summary and close the run."""
+        if self.run is not None:
+            self.run.summary.update(dict(summary))
+            self.run.finish()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class RunRecorder:
+    """Writes each round as soon as it ends, so a crash never loses finished rounds."""
+
+    def __init__(self, output_dir: str | Path, config: RunConfig) -> None:
+        self.output_dir = Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.seed = config.seed
+        self.strategy_name = config.strategy_spec.name
+        self.rows: list[dict[str, Any]] = []
+        self.metrics_path = self.output_dir / "metrics.jsonl"
+        self.metrics_path.write_text("")
+        self.started = time.perf_counter()
+        self.round_started = self.started
+        self.wandb = WandbLogger(config.wandb, to_plain(config), self.output_dir)
+        self.progress: Progress | None = None
+        if config.progress:
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
+                console=Console(stderr=True), transient=False,
+            )
+            self.task = self.progress.add_task(self.strategy_name, total=config.num_rounds, status="")
+            self.progress.start()
+
+    def record_round(self, server_round: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        """Append one round: JSON line, CSV, wandb, progress."""
+        now = time.perf_counter()
+        row = {"round": server_round, **{k: _plain(v) for k, v in metrics.items()},
+               "seconds": round(now - self.round_started, 4)}
+        self.round_started = now
+        self.rows.append(row)
+        with self.metrics_path.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        self._write_csv()
+        self.wandb.log(row)
+        if self.progress is not None:
+            accuracy = row.get("test_accuracy")
+            status = f"acc {accuracy:.4f}" if isinstance(accuracy, float) else ""
+            if "fixed_fraction" in row:
+                status += f"  fixed {row['fixed_fraction']:.3f}  drift {row.get('anchor_drift', 0.0):g}"
+            self.progress.update(self.task, completed=server_round, status=status)
+        return row
+
+    def _write_csv(self) -> None:
+        columns: list[str] = []
+        for row in self.rows:
+            columns += [key for key in row if key not in columns]
+        with (self.output_dir / "metrics.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def summary(self) -> dict[str, Any]:
+        """Final and best test accuracy, mean of the last five evaluated rounds, wall time."""
+        accuracies = [row["test_accuracy"] for row in self.rows if row.get("test_accuracy") is not None]
+        last_five = accuracies[-5:]
+        return {
+            "final_test_accuracy": accuracies[-1] if accuracies else None,
+            "best_test_accuracy": max(accuracies) if accuracies else None,
+            "last5_mean_test_accuracy": sum(last_five) / len(last_five) if last_five else None,
+            "rounds": len(self.rows),
+            "wall_seconds": round(time.perf_counter() - self.started, 3),
+            "seed": self.seed,
+            "strategy": self.strategy_name,
+        }
+
+    def close(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Stop the progress bar, write summary.json, finish wandb; returns the summary."""
+        if self.progress is not None:
+            self.progress.stop()
+        summary = {**self.summary(), **(extra or {})}
+        (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.wandb.finish(summary)
+        return summary

@@ -1,0 +1,103 @@
+"""The ServerApp: strategy from config, partition discovery, central evaluation, results."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from fedtna.config import RunConfig, parse_run_config
+from fedtna.device import resolve_device
+from fedtna.errors import FedtnaError
+from fedtna.fl.client_app import PARTITION_ID_KEY, RUN_CONFIG_KEY
+from fedtna.fl.experiment import initial_model
+from fedtna.fl.local_data import dataset_bundle
+from fedtna.fl.results import RunRecorder
+from fedtna.fl.strategies import build_strategy
+from fedtna.training import evaluate
+
+NODE_WAIT_SECONDS = 600.0
+
+
+def discover_partitions(grid: Grid, num_clients: int, timeout: float = NODE_WAIT_SECONDS) -> dict[int, int]:
+    """Map partition id -> node id with one QUERY round (node ids are random per run)."""
+    deadline = time.monotonic() + timeout
+    while len(nodes := list(grid.get_node_ids())) < num_clients:
+        if time.monotonic() > deadline:
+            raise FedtnaError(f"only {len(nodes)} of num_clients={num_clients} nodes connected within {timeout:.0f} s")
+        time.sleep(0.2)
+    queries = [
+        Message(RecordDict({"config": ConfigRecord({})}), dst_node_id=node, message_type=MessageType.QUERY)
+        for node in nodes
+    ]
+    node_of_partition: dict[int, int] = {}
+    for reply in grid.send_and_receive(queries, timeout=timeout):
+        if reply.has_error():
+            raise FedtnaError(f"node {reply.metadata.src_node_id} failed the partition query: {reply.error.reason}")
+        partition = int(reply.content["metrics"][PARTITION_ID_KEY])
+        if partition in node_of_partition:
+            raise FedtnaError(f"two nodes claim partition-id={partition}; give every SuperNode its own")
+        node_of_partition[partition] = reply.metadata.src_node_id
+    missing = sorted(set(range(num_clients)) - set(node_of_partition))
+    if missing:
+        raise FedtnaError(f"no node serves partition ids {missing} (num_clients={num_clients})")
+    return node_of_partition
+
+
+def run_server(grid: Grid, config: RunConfig) -> dict[str, Any]:
+    """The whole federated run on ``grid``; returns the summary."""
+    output_dir = Path(config.output_dir)
+    model = initial_model(config)
+    evaluation_model = copy.deepcopy(model).to(resolve_device(config.device))
+    bundle = dataset_bundle(config)
+    strategy = build_strategy(config)
+    strategy.attach(discover_partitions(grid, config.num_clients),
+                    {name: parameter.shape for name, parameter in model.named_parameters()})
+    recorder = RunRecorder(output_dir, config)
+
+    def central_evaluation(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if server_round == 0:
+            return None
+        row: dict[str, Any] = {**strategy.last_train_metrics, **strategy.last_evaluate_metrics}
+        row.pop("num-examples", None)
+        metrics: dict[str, float] = {}
+        if server_round % config.eval_every == 0 or server_round == config.num_rounds:
+            evaluation_model.load_state_dict(arrays.to_torch_state_dict())
+            loss, accuracy = evaluate(evaluation_model, bundle.test_x, bundle.test_y, config.eval_batch_size)
+            metrics = {"test_accuracy": accuracy, "test_loss": loss}
+        recorder.record_round(server_round, {**metrics, **row})
+        return MetricRecord(metrics) if metrics else None
+
+    try:
+        result = strategy.start(grid=grid, initial_arrays=ArrayRecord(model.state_dict()),
+                                num_rounds=config.num_rounds, timeout=config.round_timeout,
+                                evaluate_fn=central_evaluation)
+        if config.save_model:
+            torch.save(result.arrays.to_torch_state_dict(), output_dir / "model.pt")
+    finally:
+        summary = recorder.close()
+    return summary
+
+
+def make_server_app(config: RunConfig | None = None, results: dict | None = None) -> ServerApp:
+    """A ServerApp bound to ``config`` (None: parse it from the Flower run config)."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        run_config = config if config is not None else parse_run_config(
+            json.loads(str(context.run_config[RUN_CONFIG_KEY])))
+        summary = run_server(grid, run_config)
+        if results is not None:
+            results["summary"] = summary
+
+    return app
+
+
+app = make_server_app()

@@ -1,0 +1,233 @@
+"""The server side every fedtna strategy shares, as a Flower ``FedAvg`` subclass.
+
+It replaces Flower's unseeded node sampling with sampling of partition ids seeded by
+the run seed, sends a :class:`~fedtna.fl.round_plan.RoundPlan` with each train message,
+aggregates replies in partition order in float64 (bit-reproducible), checks the mask
+checksums the clients report, and keeps the anchors of the new global model exactly at
+their previous values. Server optimizers (FedAvgM, FedAdam, ...) compose on top of it,
+see ``fedtna.fl.strategies.compose``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from logging import WARNING
+from typing import ClassVar
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.common.logger import log
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from fedtna.errors import ConfigError, FedtnaError, out_of_range
+from fedtna.fl.round_plan import RoundPlan, plan_masks, shapes_as_parameters
+from fedtna.fl.schedules import get_schedule
+from fedtna.masks import FixedMasks, derive_seed, masks_checksum
+
+NUM_EXAMPLES = "num-examples"
+
+
+class MaskMismatchError(FedtnaError):
+    """Clients expanded the round seed into different masks."""
+
+
+class ClientFailureError(FedtnaError):
+    """Every client of a round failed."""
+
+
+def sample_size(num_clients: int, fraction: float) -> int:
+    """Clients per round for a fraction of ``num_clients`` (at least one)."""
+    return max(1, int(num_clients * fraction + 1e-9))
+
+
+class SeededStrategy(FedAvg):
+    """FedAvg with seeded sampling, round plans, deterministic aggregation and self-checks.
+
+    Args:
+        seed: the run seed; round seeds and client samples derive from it.
+        schedule: the client schedule (``fedtna/fl/schedules/``); None = the class's own.
+        proximal_mu: FedProx's mu; clients add mu/2 * ||w - w_global||^2 (0 = off).
+        **flower_options: Flower ``FedAvg`` arguments (fractions, minimum nodes, ...).
+    """
+
+    default_schedule: ClassVar[str] = "full"
+
+    def __init__(self, *, seed: int, schedule: str | None = None, proximal_mu: float = 0.0,
+                 **flower_options: object) -> None:
+        super().__init__(**flower_options)  # type: ignore[arg-type]
+        if proximal_mu < 0:
+            raise out_of_range("strategy.proximal_mu", proximal_mu, ">= 0")
+        self.seed = seed
+        self.schedule = schedule or self.default_schedule
+        get_schedule(self.schedule)
+        self.proximal_mu = float(proximal_mu)
+        self.node_of_partition: dict[int, int] = {}
+        self.partition_of_node: dict[int, int] = {}
+        self.parameter_shapes: dict[str, torch.Size] = {}
+        self.round_masks: FixedMasks | None = None
+        self.previous_arrays: ArrayRecord | None = None
+        self.failed_clients = 0
+        self.last_train_metrics: dict[str, float] = {}
+        self.last_evaluate_metrics: dict[str, float] = {}
+
+    def attach(self, node_of_partition: Mapping[int, int], parameter_shapes: Mapping[str, torch.Size]) -> None:
+        """Bind what is known only at run time: the partition -> node map and the model's parameters."""
+        self.node_of_partition = dict(node_of_partition)
+        self.partition_of_node = {node: part for part, node in self.node_of_partition.items()}
+        self.parameter_shapes = dict(parameter_shapes)
+
+    # ------------------------------------------------------------------ plan
+    def round_seed(self, server_round: int) -> int:
+        """The integer seed of a round, derived from the run seed (< 2^63)."""
+        return derive_seed(self.seed, "round", server_round)
+
+    def round_plan(self, server_round: int) -> RoundPlan:
+        """What every client of this round receives; subclasses add their parts."""
+        return RoundPlan(server_round=server_round, round_seed=self.round_seed(server_round),
+                         schedule=self.schedule, proximal_mu=self.proximal_mu)
+
+    def fixes_anchors(self) -> bool:
+        """Whether the round mask's entries stay at the previous global values (FedPFN yes, FedPNU no)."""
+        return True
+
+    def _sample_partitions(self, server_round: int, fraction: float, purpose: str) -> list[int]:
+        partitions = sorted(self.node_of_partition)
+        count = min(len(partitions), sample_size(len(partitions), fraction))
+        rng = random.Random(derive_seed(self.seed, purpose, server_round))
+        return sorted(rng.sample(partitions, count))
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Send the global model and the round plan to the seeded sample of partitions."""
+        plan = self.round_plan(server_round)
+        self.round_masks = plan_masks(plan, shapes_as_parameters(self.parameter_shapes))
+        self.previous_arrays = arrays
+        record = RecordDict({self.arrayrecord_key: arrays,
+                             self.configrecord_key: ConfigRecord({**config, **plan.to_record()})})
+        chosen = self._sample_partitions(server_round, self.fraction_train, "train-sample")
+        return [
+            Message(content=record, dst_node_id=self.node_of_partition[part], message_type=MessageType.TRAIN)
+            for part in chosen
+        ]
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Federated evaluation on a seeded sample (none when fraction_evaluate is 0)."""
+        if self.fraction_evaluate <= 0.0:
+            return []
+        record = RecordDict({self.arrayrecord_key: arrays,
+                             self.configrecord_key: ConfigRecord({**config, "server-round": server_round})})
+        chosen = self._sample_partitions(server_round, self.fraction_evaluate, "evaluate-sample")
+        return [
+            Message(content=record, dst_node_id=self.node_of_partition[part], message_type=MessageType.EVALUATE)
+            for part in chosen
+        ]
+
+    # ------------------------------------------------------------- aggregate
+    def _ordered_valid(self, replies: Iterable[Message], server_round: int, kind: str) -> list[Message]:
+        replies = list(replies)
+        failed = [reply for reply in replies if reply.has_error()]
+        for reply in failed:
+            log(WARNING, "round %s %s: client on node %s failed: %s", server_round, kind,
+                reply.metadata.src_node_id, reply.error.reason)
+        valid = [reply for reply in replies if not reply.has_error()]
+        if replies and not valid:
+            reasons = "; ".join(str(reply.error.reason).strip().splitlines()[-1] for reply in failed[:3])
+            raise ClientFailureError(f"round {server_round}: all {len(failed)} clients failed ({kind}): {reasons}")
+        self.failed_clients = len(failed)
+        return sorted(valid, key=lambda reply: self.partition_of_node.get(reply.metadata.src_node_id, 0))
+
+    def _check_checksums(self, server_round: int, replies: list[Message]) -> None:
+        if self.round_masks is None:
+            return
+        expected = masks_checksum(self.round_masks)
+        reported = {
+            self.partition_of_node.get(reply.metadata.src_node_id): int(reply.content["metrics"]["mask_checksum"])
+            for reply in replies
+        }
+        wrong = {part: value for part, value in reported.items() if value != expected}
+        if wrong:
+            raise MaskMismatchError(
+                f"round {server_round}: clients {sorted(wrong)} built a mask with checksum "
+                f"{sorted(set(wrong.values()))}, the server expects {expected}; masks disagree"
+            )
+
+    def _weighted_mean_arrays(self, replies: list[Message]) -> dict[str, np.ndarray]:
+        weights = np.array([float(reply.content["metrics"][NUM_EXAMPLES]) for reply in replies], dtype=np.float64)
+        weights = weights / weights.sum()
+        first = replies[0].content[self.arrayrecord_key]
+        averaged: dict[str, np.ndarray] = {}
+        for key in first.keys():
+            total = np.zeros(first[key].shape, dtype=np.float64)
+            for weight, reply in zip(weights, replies, strict=True):
+                total += weight * reply.content[self.arrayrecord_key][key].numpy()
+            averaged[key] = total
+        return averaged
+
+    def restore_anchors(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Anchors of the new global model equal the previous global values, bit for bit."""
+        if self.round_masks is None or self.previous_arrays is None or not self.fixes_anchors():
+            return arrays
+        restored = dict(arrays)
+        for name, mask in self.round_masks.items():
+            restored[name] = np.where(mask.numpy(), self.previous_arrays[name].numpy(), arrays[name])
+        return restored
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Sample-size-weighted mean in partition order, with exact anchors."""
+        valid = self._ordered_valid(replies, server_round, "train")
+        if not valid:
+            return None, None
+        self._check_checksums(server_round, valid)
+        averaged = self._weighted_mean_arrays(valid)
+        assert self.previous_arrays is not None
+        dtypes = {key: self.previous_arrays[key].numpy().dtype for key in averaged}
+        averaged = {key: value.astype(dtypes[key]) if np.issubdtype(dtypes[key], np.floating)
+                    else np.rint(value).astype(dtypes[key]) for key, value in averaged.items()}
+        averaged = self.restore_anchors(averaged)
+        metrics = aggregate_client_metrics([reply.content["metrics"] for reply in valid])
+        metrics["clients"] = len(valid)
+        metrics["failed_clients"] = self.failed_clients
+        self.last_train_metrics = metrics
+        return as_array_record(averaged), MetricRecord(metrics)
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        """Weighted mean of the clients' evaluation metrics, in partition order."""
+        valid = self._ordered_valid(replies, server_round, "evaluate")
+        if not valid:
+            return None
+        metrics = aggregate_client_metrics([reply.content["metrics"] for reply in valid])
+        self.last_evaluate_metrics = metrics
+        return MetricRecord(metrics)
+
+
+def as_array_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
+    """An ArrayRecord of contiguous numpy arrays, in the given key order."""
+    return ArrayRecord(array_dict={key: Array(np.ascontiguousarray(value)) for key, value in arrays.items()})
+
+
+MAX_KEYS = ("anchor_drift",)
+SKIPPED_KEYS = ("mask_checksum", "partition_id", NUM_EXAMPLES)
+
+
+def aggregate_client_metrics(records: list[MetricRecord]) -> dict[str, float]:
+    """Example-weighted means; maxima for drift; checksums and ids left out."""
+    weights = [float(record[NUM_EXAMPLES]) for record in records]
+    total = sum(weights)
+    merged: dict[str, float] = {NUM_EXAMPLES: total}
+    for key in records[0].keys():
+        if key in SKIPPED_KEYS:
+            continue
+        values = [float(record[key]) for record in records]
+        if key in MAX_KEYS:
+            merged[key] = max(values)
+        else:
+            merged[key] = sum(w * v for w, v in zip(weights, values, strict=True)) / total
+    return merged

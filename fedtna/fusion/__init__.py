@@ -1,0 +1,1 @@
+"""Model fusion: K models trained apart, interpolated pair by pair and averaged (``python -m fedtna.lmc``)."""
