@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from fedtna.fusion import (ModelMeter, accuracy_barrier, average_states, curve_barrier, fuse, interpolate_states,
-                           interpolation_curve, loss_barrier, reset_batch_norm_statistics)
-from fedtna.lmc_training import mode_masks, own_initial_states, settings_from, train_models
+from fedtna.fusion.interpolation import (ModelMeter, accuracy_barrier, average_states, curve_barrier, fuse, interpolate_states,
+                                         interpolation_curve, loss_barrier, reset_batch_norm_statistics)
+from fedtna.fusion.training import mode_masks, own_initial_states, train_models
 from fedtna.models.mlp import MLP
 from fedtna.training import OptimizerSettings, Phase, evaluate, local_train
 
@@ -122,13 +122,18 @@ def test_meter_repairs_batch_norm_of_an_interpolated_model() -> None:
         ModelMeter(model, inputs, labels, bn_inputs=None)
 
 
-def lmc_settings(**overrides: object):
-    config = {"seed": 5, "num_models": 2, "init": "independent", "data_split": "same", "modes": None,
-              "mask_ratio": 0.4, "mask": {"granularity": "weight", "scope": None}, "epochs": 3, "batch_size": 32,
-              "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-3, "num_points": 3,
-              "bn_reset_batches": 2, "eval_batch_size": 100}
-    config.update(overrides)
-    return settings_from(config)
+def lmc_settings(*overrides: str):
+    """The real lmc.yaml with this file's small settings on top."""
+    from omegaconf import OmegaConf
+
+    from fedtna.config import parse_lmc_config
+    from fedtna.config.entry import compose_config
+
+    cfg = compose_config("lmc", ["seed=5", "epochs=3", "batch_size=32", "lr=0.1", "weight_decay=5e-3",
+                                 "num_points=3", "bn_reset_batches=2", "eval_batch_size=100", *overrides])
+    OmegaConf.set_struct(cfg, False)
+    cfg.output_dir = "unused"
+    return parse_lmc_config(cfg)
 
 
 def build_mlp() -> nn.Module:
@@ -167,22 +172,22 @@ def test_prune_init_keeps_masked_weights_at_zero_and_vanilla_moves_them() -> Non
 
 
 def test_shared_init_gives_every_model_the_same_start() -> None:
-    shared, own = own_initial_states(lmc_settings(init="shared"), build_mlp)
+    shared, own = own_initial_states(lmc_settings("init=shared"), build_mlp)
     assert all(torch.equal(own[1][name], shared[name]) for name in shared)
     _, independent = own_initial_states(lmc_settings(), build_mlp)
     assert not torch.equal(independent[0]["fc1.weight"], independent[1]["fc1.weight"])
 
 
 def test_data_parts_same_disjoint_and_dirichlet() -> None:
-    from fedtna.lmc_training import data_parts
+    from fedtna.fusion.training import data_parts
 
     labels = torch.arange(300).remainder(3).numpy()
-    same = data_parts(lmc_settings(num_models=3), {}, labels)
+    same = data_parts(lmc_settings("num_models=3"), labels)
     assert all(len(part) == 300 for part in same)
-    disjoint = data_parts(lmc_settings(num_models=3, data_split="disjoint"), {}, labels)
+    disjoint = data_parts(lmc_settings("num_models=3", "data_split=disjoint"), labels)
     assert [len(part) for part in disjoint] == [100, 100, 100]
     assert sorted(index for part in disjoint for index in part) == list(range(300))
-    dirichlet_cfg = {"_target_": "fedtna.data.partition.dirichlet", "alpha": 0.1, "min_partition_size": 5}
-    skewed = data_parts(lmc_settings(num_models=3, data_split="dirichlet"), dirichlet_cfg, labels)
+    skewed = data_parts(lmc_settings("num_models=3", "data_split=dirichlet", "partition.alpha=0.1",
+                                     "partition.min_partition_size=5"), labels)
     assert sorted(index for part in skewed for index in part) == list(range(300))
     assert len({len(part) for part in skewed}) > 1  # non-IID parts differ in size

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
 TINY = ["epochs=1", "num_points=3", "batch_size=128", "progress=false",
         "num_threads=1"]
 
@@ -17,7 +17,7 @@ TINY = ["epochs=1", "num_points=3", "batch_size=128", "progress=false",
 def run_lmc(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "fedtna.lmc", f"hydra.run.dir={tmp_path}", *overrides],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
 
 
@@ -52,14 +52,18 @@ def test_tiny_run_writes_json_and_plot(tmp_path: Path) -> None:
     for mode in data["modes"].values():
         (pair,) = mode["pairs"]
         assert pair["alphas"] == [0.0, 0.5, 1.0] and len(pair["accuracy"]) == len(pair["loss"]) == 3
+        # the same model measured twice: identical computations, so exact
         assert pair["accuracy"][0] == mode["endpoints"][0]["accuracy"]
         assert pair["accuracy"][-1] == mode["endpoints"][1]["accuracy"]
         assert pair["accuracy_barrier"] >= 0 and pair["loss_barrier"] >= 0
         assert mode["anchor_drift"] == 0.0
         assert set(mode["fusion"]) >= {"fused_accuracy", "mean_accuracy", "best_accuracy"}
         assert min(endpoint["accuracy"] for endpoint in mode["endpoints"]) > 0.5  # it trained
-    # matching only permutes: the endpoints of weight_matching are those of vanilla
-    assert data["modes"]["weight_matching"]["endpoints"] == data["modes"]["vanilla"]["endpoints"]
+    # matching only permutes: the endpoints of weight_matching are those of vanilla. A permutation
+    # reorders the sums inside the matmuls, so losses agree to rounding only (CPU-dependent last bits).
+    for matched, plain in zip(data["modes"]["weight_matching"]["endpoints"], data["modes"]["vanilla"]["endpoints"]):
+        assert matched["accuracy"] == pytest.approx(plain["accuracy"], abs=1e-3)
+        assert matched["loss"] == pytest.approx(plain["loss"], rel=1e-5)
     png = (tmp_path / "lmc.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert "LMC barriers and fusion" in result.stdout

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from fedtna.masks import complement, draw_fixed_masks
-from fedtna.schedules import available_schedules, get_schedule
-from fedtna.schedules.pnu import first_phase_steps
+from fedtna.masks import MaskSpec, complement, draw_fixed_masks
+from fedtna.fl.schedules import LocalWork, available_schedules, get_schedule
+from fedtna.fl.schedules.pnu import first_phase_steps
 from fedtna.training import OptimizerSettings, Phase, evaluate, local_train, steps_per_epoch
 
 
@@ -36,7 +36,7 @@ OPTIMIZERS = [
 @pytest.mark.parametrize("proximal_mu", [0.0, 0.1])
 def test_anchors_stay_bit_exact(settings: OptimizerSettings, proximal_mu: float) -> None:
     model, inputs, labels = toy_problem()
-    masks = draw_fixed_masks(model.named_parameters(), 11, 0.4)
+    masks = draw_fixed_masks(model.named_parameters(), 11, MaskSpec(0.4, "weight"))
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     stats = local_train(model, inputs, labels, [Phase(masks, 20)], settings, 16, torch.Generator().manual_seed(0),
                         proximal_mu=proximal_mu)
@@ -50,7 +50,7 @@ def test_anchors_stay_bit_exact(settings: OptimizerSettings, proximal_mu: float)
 def test_zeroing_gradients_alone_would_move_anchors() -> None:
     """The control: a gradient hook does not freeze weights under momentum + weight decay."""
     model, inputs, labels = toy_problem()
-    masks = draw_fixed_masks(model.named_parameters(), 11, 0.4)
+    masks = draw_fixed_masks(model.named_parameters(), 11, MaskSpec(0.4, "weight"))
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     for name, parameter in model.named_parameters():
         keep = (~masks[name]).float()
@@ -62,7 +62,7 @@ def test_zeroing_gradients_alone_would_move_anchors() -> None:
 
 def test_pnu_switches_masks_at_the_split() -> None:
     model, inputs, labels = toy_problem()
-    masks = draw_fixed_masks(model.named_parameters(), 11, 0.5)
+    masks = draw_fixed_masks(model.named_parameters(), 11, MaskSpec(0.5, "weight"))
     start = {name: p.detach().clone() for name, p in model.named_parameters()}
     generator = torch.Generator().manual_seed(0)
     settings = OPTIMIZERS[1]
@@ -81,19 +81,22 @@ def test_pnu_switches_masks_at_the_split() -> None:
 
 
 def test_pnu_schedule_phases() -> None:
+    from dataclasses import replace
+
+    from fedtna.fl.round_plan import MaskPlan, RoundPlan
+
     model, inputs, labels = toy_problem()
     per_epoch = steps_per_epoch(len(labels), 16)
     pnu = get_schedule("pnu")
-    base = {"local_epochs": 3, "mask": {"granularity": "weight", "scope": None}}
-    round_config = {"mask-seed": 5, "mask-ratio": 0.4, "pnu-split": "epoch"}
-    phases = pnu(model, round_config, base, per_epoch)
+    plan = RoundPlan(server_round=1, round_seed=9, schedule="pnu", mask=MaskPlan(5, MaskSpec(0.4, "weight")),
+                     schedule_options={"pnu_split": "epoch"})
+    phases = pnu(model, plan, LocalWork(3, per_epoch))
     assert [p.num_steps for p in phases] == [1 * per_epoch, 2 * per_epoch]
     assert all(torch.equal(~phases[0].fixed_masks[n], phases[1].fixed_masks[n]) for n in phases[0].fixed_masks)
-    one_epoch = {**base, "local_epochs": 1}
-    assert [p.num_steps for p in pnu(model, round_config, one_epoch, per_epoch)] == [0, per_epoch]
-    step_split = pnu(model, {**round_config, "pnu-split": "step"}, one_epoch, per_epoch)
+    assert [p.num_steps for p in pnu(model, plan, LocalWork(1, per_epoch))] == [0, per_epoch]
+    step_split = pnu(model, replace(plan, schedule_options={"pnu_split": "step"}), LocalWork(1, per_epoch))
     assert [p.num_steps for p in step_split] == [per_epoch // 2, per_epoch - per_epoch // 2]
-    assert first_phase_steps("step", 5, 7) == 17
+    assert first_phase_steps("step", LocalWork(5, 7)) == 17
 
 
 def test_schedules_registered() -> None:
@@ -104,7 +107,7 @@ def test_zero_ratio_mask_trains_exactly_like_no_mask() -> None:
     results = []
     for masks in (None, "zero"):
         model, inputs, labels = toy_problem()
-        fixed = draw_fixed_masks(model.named_parameters(), 3, 0.0) if masks else None
+        fixed = draw_fixed_masks(model.named_parameters(), 3, MaskSpec(0.0, "weight")) if masks else None
         local_train(model, inputs, labels, [Phase(fixed, 12)], OPTIMIZERS[1], 16, torch.Generator().manual_seed(4))
         results.append(snapshot(model))
     assert results[0] == results[1]

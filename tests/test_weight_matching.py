@@ -11,7 +11,7 @@ from fedtna.models.cnn import CNN
 from fedtna.models.mlp import MLP
 from fedtna.models.resnet import ResNet20
 from fedtna.training import OptimizerSettings, Phase, evaluate, local_train
-from fedtna.weight_matching import (align_to_first, apply_permutations, permutation_spec, supports,
+from fedtna.fusion.weight_matching import (align_to_first, apply_permutations, permutation_spec, supports,
                                     weight_matching)
 
 

@@ -31,6 +31,7 @@ from fedtna.deploy.flwr_cli import (
 )
 from fedtna.deploy.processes import LOOPBACK, Daemon, free_ports, start_daemon, stop_all, wait_until_listening
 from fedtna.deploy.run_config import plain_run_config, write_run_config_toml
+from fedtna.fl.experiment import prepare, write_config
 
 CONNECTION = "fedtna-local"
 COMPLETED = "finished:completed"
@@ -166,7 +167,7 @@ class LocalDeployment:
                 raise daemon.died_error("while the run was going")
 
     # -- runs --
-    def app_dir(self) -> Path:
+    def staged_app_dir(self) -> Path:
         """The staged Flower app, written on first use."""
         if self._app_dir is None:
             self._app_dir = stage_app(self.work_dir / "app" / APP_DIR_NAME)
@@ -177,7 +178,7 @@ class LocalDeployment:
         plain = plain_run_config(config)
         toml_path = write_run_config_toml(plain, self.log_dir / "run_config.toml")
         Path(plain["output_dir"]).mkdir(parents=True, exist_ok=True)
-        return submit_run(self.app_dir(), CONNECTION, toml_path, self.cli_env)
+        return submit_run(self.staged_app_dir(), CONNECTION, toml_path, self.cli_env)
 
     def status(self, run_id: int) -> str:
         """The run's status via the Control API; falls back to ``flwr ls --format json``."""
@@ -230,8 +231,6 @@ def deploy_local(config: RunConfig, num_supernodes: int | None = None, *, timeou
     deploy.json go to ``<output_dir>/deploy``; the ServerApp writes metrics.jsonl,
     metrics.csv and summary.json into ``output_dir``.
     """
-    from fedtna.fl.experiment import prepare, write_config
-
     config = replace(config, output_dir=str(Path(config.output_dir).resolve()))
     write_config(config)
     if validate:

@@ -7,6 +7,7 @@ they import from this module, never from the apps.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,13 @@ def prepare(config: RunConfig) -> None:
     from fedtna.fl.strategies import build_strategy
 
     check_run_config(config)
-    build_strategy(config)  # the strategy's own argument checks, before any data
+    flower_logger = logging.getLogger("flwr")
+    level = flower_logger.level
+    flower_logger.setLevel(logging.ERROR)  # Flower's constructor notes belong to the run, not the check
+    try:
+        build_strategy(config)  # the strategy's own argument checks, before any data
+    finally:
+        flower_logger.setLevel(level)
     bundle = dataset_bundle(config)
     check_against_data(config.num_clients, len(bundle.train_y), bundle.name)
     partitions = all_partitions(config)

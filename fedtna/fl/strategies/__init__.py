@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fedtna.config.schema import RunConfig
-from fedtna.config.targets import StrategySpec, bind_arguments
+from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
+
+from fedtna.config.targets import StrategySpec
 from fedtna.errors import ConfigError
 from fedtna.fl.strategies.base import SeededStrategy
 from fedtna.fl.strategies.compose import compose, constructor_parameters
@@ -43,8 +45,9 @@ def build_strategy(config: RunConfig) -> SeededStrategy:
     arguments.update(spec.server_options)
     unknown = sorted(set(arguments) - accepted)
     if unknown:
-        raise ConfigError(f"strategy keys {unknown} are not arguments of {klass.__name__}; it accepts "
-                          f"{sorted(accepted)}")
+        own = sorted(accepted - constructor_parameters(FlowerFedAvg))
+        raise ConfigError(f"strategy keys {unknown} are not arguments of {klass.__name__}; its own arguments are "
+                          f"{own} (and Flower FedAvg's)")
     try:
         return klass(**arguments)
     except TypeError as error:
