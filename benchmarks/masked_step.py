@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from fedtna.masks import AnchorGuard, draw_fixed_masks, mask_memory_bytes
+from fedtna.masks import AnchorGuard, MaskSpec, draw_fixed_masks, mask_memory_bytes
 from fedtna.models.cnn import CNN
 from fedtna.models.resnet import ResNet20
 from fedtna.training import OptimizerSettings, Phase, local_train
@@ -35,7 +35,7 @@ def timed_steps(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tens
 def measure(name: str, model: torch.nn.Module, steps: int, repeats: int) -> None:
     inputs = torch.randn(640, 3, 32, 32)
     labels = torch.randint(0, 10, (640,))
-    masks = draw_fixed_masks(model.named_parameters(), mask_seed=1, mask_ratio=0.4)
+    masks = draw_fixed_masks(model.named_parameters(), 1, MaskSpec(ratio=0.4, granularity="weight"))
     timed_steps(model, inputs, labels, masks, 3)  # warm-up
     plain, masked = [], []
     for _ in range(repeats):

@@ -19,38 +19,34 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.conftest import compose_run_config  # noqa: E402
-
-from fedtna.clients.local_data import all_partitions, dataset_bundle  # noqa: E402
-from fedtna.masks import derive_seed  # noqa: E402
-from fedtna.run import run_experiment  # noqa: E402
-from fedtna.server_app import initial_model  # noqa: E402
-from fedtna.training import batch_indices, steps_per_epoch  # noqa: E402
+from fedtna.config import RunConfig
+from fedtna.config.entry import compose_run_config
+from fedtna.fl.experiment import initial_model, run_experiment
+from fedtna.fl.local_data import all_partitions, dataset_bundle
+from fedtna.masks import derive_seed
+from fedtna.training import batch_indices, steps_per_epoch
 
 
-def bare_fedavg(run_config: dict, threads: int) -> float:
+def bare_fedavg(run_config: RunConfig, threads: int) -> float:
     """Plain FedAvg: sequential clients, torch.optim.SGD, state_dict averaging. Returns seconds."""
     torch.set_num_threads(threads)
     bundle = dataset_bundle(run_config)
     partitions = all_partitions(run_config)
     global_model = initial_model(run_config)
     worker = initial_model(run_config)
-    batch_size = int(run_config["batch_size"])
+    batch_size = run_config.batch_size
     started = time.perf_counter()
-    for server_round in range(1, int(run_config["num_rounds"]) + 1):
-        round_seed = derive_seed(run_config["seed"], "round", server_round)
+    for server_round in range(1, run_config.num_rounds + 1):
+        round_seed = derive_seed(run_config.seed, "round", server_round)
         states, sizes = [], []
         for partition_id, indices in enumerate(partitions):
             inputs, labels = bundle.train_x[indices], bundle.train_y[indices]
             worker.load_state_dict(global_model.state_dict())
-            optimizer = torch.optim.SGD(worker.parameters(), lr=run_config["lr"], momentum=run_config["momentum"])
+            optimizer = torch.optim.SGD(worker.parameters(), lr=run_config.lr, momentum=run_config.momentum)
             generator = torch.Generator().manual_seed(derive_seed(round_seed, "client", partition_id))
             batches = batch_indices(len(labels), batch_size, generator)
             worker.train()
-            for _ in range(int(run_config["local_epochs"]) * steps_per_epoch(len(labels), batch_size)):
+            for _ in range(run_config.local_epochs * steps_per_epoch(len(labels), batch_size)):
                 index = next(batches)
                 optimizer.zero_grad()
                 F.cross_entropy(worker(inputs[index]), labels[index]).backward()
@@ -62,14 +58,14 @@ def bare_fedavg(run_config: dict, threads: int) -> float:
     return time.perf_counter() - started
 
 
-def fedtna_run(rounds: int, num_cpus: int) -> tuple[dict, float, float]:
+def fedtna_run(rounds: int, num_cpus: int) -> tuple[RunConfig, float, float]:
     """One fedtna simulation; returns (run config, total seconds, steady-state seconds of rounds 2..R)."""
     output = Path(tempfile.mkdtemp(prefix="fedtna-overhead-"))
-    run_config = compose_run_config(
-        output, "dataset=synthetic", "model=cnn", "num_clients=10", f"num_rounds={rounds}", "local_epochs=1",
+    run_config = compose_run_config([
+        "dataset=synthetic", "model=cnn", "num_clients=10", f"num_rounds={rounds}", "local_epochs=1",
         "batch_size=32", "partition=iid", "progress=false", "save_model=false", "eval_every=1000",
         f"simulation.num_cpus={num_cpus}",
-    )
+    ], output)
     started = time.perf_counter()
     run_experiment(run_config)
     total = time.perf_counter() - started

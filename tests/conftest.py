@@ -10,10 +10,8 @@ import pytest
 import torch
 from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid
-from omegaconf import OmegaConf
-
-from fedtna.config import RunConfig, parse_run_config
-from fedtna.config.entry import compose_config
+from fedtna.config import RunConfig
+from fedtna.config.entry import compose_run_config as compose_typed
 from fedtna.fl.client_app import make_client_app
 
 FAST = ["num_clients=4", "num_rounds=2", "local_epochs=1", "batch_size=64", "progress=false"]
@@ -21,10 +19,7 @@ FAST = ["num_clients=4", "num_rounds=2", "local_epochs=1", "batch_size=64", "pro
 
 def compose_run_config(output_dir: Path, *overrides: str) -> RunConfig:
     """The typed run config exactly as ``python -m fedtna.run`` builds it."""
-    cfg = compose_config("config", list(overrides))
-    OmegaConf.set_struct(cfg, False)
-    cfg.output_dir = str(output_dir)
-    return parse_run_config(cfg)
+    return compose_typed(list(overrides), output_dir)
 
 
 class InProcessGrid(Grid):

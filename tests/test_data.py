@@ -21,7 +21,7 @@ from fedtna.data.packaged import load_mnist5k, stratified_split
 from fedtna.data.torchvision_sets import load_cifar10, load_cifar100, load_fmnist, load_mnist, load_svhn
 from fedtna.errors import ConfigError, DatasetUnavailableError
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "fedtna" / "conf"
 N_TRAIN, N_TEST = 12, 6
 
 

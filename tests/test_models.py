@@ -11,13 +11,14 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from fedtna.errors import ConfigError
+from fedtna.errors import ConfigError
 from fedtna.models import ModelConfigError, build_model, layer_names
 from fedtna.models.cnn import CNN
 from fedtna.models.mlp import MLP
 from fedtna.models.resnet import ResNet20, ZeroPadShortcut
 from fedtna.models.vgg import VGG
 
-MODEL_CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
+MODEL_CONFIG_DIR = Path(__file__).resolve().parents[1] / "fedtna" / "conf" / "model"
 MNIST_SHAPE = (1, 28, 28)
 CIFAR_SHAPE = (3, 32, 32)
 
@@ -219,9 +220,9 @@ def test_build_model_surfaces_the_models_own_error() -> None:
 
 
 def test_build_model_without_target_or_with_unknown_target_fails_clearly() -> None:
-    with pytest.raises(ModelConfigError, match="_target_"):
+    with pytest.raises(ConfigError, match="_target_"):
         build_model({"name": "mlp"}, MNIST_SHAPE, 10)
-    with pytest.raises(ModelConfigError, match="no_such_module"):
+    with pytest.raises(ConfigError, match="no_such_module"):
         build_model({"_target_": "fedtna.models.no_such_module.Model"}, MNIST_SHAPE, 10)
 
 

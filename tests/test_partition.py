@@ -12,7 +12,7 @@ from fedtna.data import label_counts, partition_dataset, plot_label_distribution
 from fedtna.data.partition import dirichlet, iid, pathological
 from fedtna.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "partition"
+CONF_DIR = Path(__file__).resolve().parents[1] / "fedtna" / "conf" / "partition"
 NUM_CLASSES = 10
 
 
@@ -97,15 +97,15 @@ def test_dirichlet_unreachable_min_size_is_config_error(labels: np.ndarray) -> N
         (lambda y: iid(y, 1001, 0), r"num_partitions=1001 must be an integer from 1 to 1000"),
         (lambda y: iid(y, 2, -1), r"seed=-1 must be a non-negative integer"),
         (lambda y: iid(y.astype(float), 2, 0), r"labels must be a non-empty 1-D integer array"),
-        (lambda y: dirichlet(y, 5, 0, alpha=0), r"partition.alpha=0 must be a number > 0"),
-        (lambda y: dirichlet(y, 5, 0, alpha=-1.5), r"partition.alpha=-1.5 must be a number > 0"),
+        (lambda y: dirichlet(y, 5, 0, alpha=0), r"partition.alpha=0 is outside the allowed range > 0"),
+        (lambda y: dirichlet(y, 5, 0, alpha=-1.5), r"partition.alpha=-1.5 is outside the allowed range > 0"),
         (
             lambda y: dirichlet(y, 5, 0, alpha=0.5, min_partition_size=201),
             r"min_partition_size=201 is impossible: .* 5 partitions x min_partition_size <= 1000",
         ),
         (lambda y: dirichlet(y, 5, 0, alpha=0.5, min_partition_size=-1), r"min_partition_size=-1 is impossible"),
-        (lambda y: pathological(y, 5, 0, classes_per_client=0), r"classes_per_client=0 must be .* from 1 to 10"),
-        (lambda y: pathological(y, 5, 0, classes_per_client=11), r"classes_per_client=11 must be .* from 1 to 10"),
+        (lambda y: pathological(y, 5, 0, classes_per_client=0), r"classes_per_client=0 is outside the allowed range integers >= 1"),
+        (lambda y: pathological(y, 5, 0, classes_per_client=11), r"classes_per_client=11 is more than the 10 classes"),
         (
             lambda y: pathological(y, 5, 0, classes_per_client=2, class_assignment_mode="sorted"),
             r"class_assignment_mode='sorted' is not one of \['random', 'deterministic', 'first-deterministic'\]",

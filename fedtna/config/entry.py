@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
+from fedtna.config.parse import parse_run_config
+from fedtna.config.schema import RunConfig
 from fedtna.errors import FedtnaError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -49,3 +51,11 @@ def compose_config(config_name: str, overrides: list[str] | tuple[str, ...] = ()
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))
+
+
+def compose_run_config(overrides: list[str] | tuple[str, ...], output_dir: str | Path) -> RunConfig:
+    """The typed config ``python -m fedtna.run <overrides>`` would run, writing to ``output_dir``."""
+    cfg = compose_config("config", overrides)
+    OmegaConf.set_struct(cfg, False)
+    cfg.output_dir = str(output_dir)
+    return parse_run_config(cfg)

@@ -70,6 +70,19 @@ class TargetSpec:
                      if key not in DESCRIPTIVE_KEYS and not (key.startswith("_") and key.endswith("_"))}
         return cls(role=role, name=str(node.get("name", role)), target=str(node["_target_"]), arguments=arguments)
 
+    @classmethod
+    def coerce(cls, role: str, spec: TargetSpec | Mapping[str, Any]) -> TargetSpec:
+        """A spec as is, or one built from a plain or OmegaConf mapping (library callers, tests)."""
+        if isinstance(spec, TargetSpec):
+            return spec
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(spec, DictConfig):
+            spec = OmegaConf.to_container(spec, resolve=True)  # type: ignore[assignment]
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{role} config must be a mapping with a _target_ key, got {type(spec).__name__}")
+        return cls.of(role, spec)
+
     def resolve(self) -> Callable[..., Any]:
         """The allowed callable this spec names."""
         return resolve_target(self.target, f"{self.role}._target_")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from fedtna.config.targets import TargetSpec
 from fedtna.data.bundle import DatasetBundle
 from fedtna.data.partition import partition_dataset
@@ -11,8 +14,9 @@ from fedtna.errors import ConfigError
 __all__ = ["DatasetBundle", "label_counts", "load_dataset", "partition_dataset", "plot_label_distribution"]
 
 
-def load_dataset(spec: TargetSpec) -> DatasetBundle:
+def load_dataset(spec: TargetSpec | Mapping[str, Any]) -> DatasetBundle:
     """Call the loader the config's `_target_` names, so a new dataset is one function + one YAML."""
+    spec = TargetSpec.coerce("dataset", spec)
     bundle = spec.call()
     if not isinstance(bundle, DatasetBundle):
         raise TypeError(f"dataset loader returned {type(bundle).__name__}, expected DatasetBundle")

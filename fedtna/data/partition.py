@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,9 +21,9 @@ LABEL_COLUMN = "label"
 CLASS_ASSIGNMENT_MODES = ("random", "deterministic", "first-deterministic")
 
 
-def partition_dataset(spec: TargetSpec, labels: np.ndarray, num_partitions: int, seed: int) -> list[np.ndarray]:
+def partition_dataset(spec: TargetSpec | Mapping[str, Any], labels: np.ndarray, num_partitions: int, seed: int) -> list[np.ndarray]:
     """Run the partition function the config's `_target_` names, so a new scheme is one function + one YAML."""
-    return spec.call(labels=labels, num_partitions=num_partitions, seed=seed)
+    return TargetSpec.coerce("partition", spec).call(labels=labels, num_partitions=num_partitions, seed=seed)
 
 
 def iid(labels: np.ndarray, num_partitions: int, seed: int, **_: Any) -> list[np.ndarray]:
