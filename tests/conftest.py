@@ -14,7 +14,7 @@ from fedtna.config import RunConfig
 from fedtna.config.entry import compose_run_config as compose_typed
 from fedtna.fl.client_app import make_client_app
 
-FAST = ["num_clients=4", "num_rounds=2", "local_epochs=1", "batch_size=64", "progress=false"]
+FAST = ["num_clients=4", "num_rounds=2", "local_epochs=1", "batch_size=64", "progress=false", "model=mlp"]
 
 
 def compose_run_config(output_dir: Path, *overrides: str) -> RunConfig:

@@ -54,7 +54,7 @@ def test_zero_mask_ratio_reproduces_fedavg(run_config_factory) -> None:
 
 
 def test_fedpfn_self_checks_and_exact_anchors_after_aggregation(run_config_factory) -> None:
-    run_config = run_config_factory("strategy=fedpfn", "mask_ratio=0.6", "num_rounds=1")
+    run_config = run_config_factory("strategy=fedpfn", "mask_ratio=0.6", "num_rounds=1", "model=cnn")
     grid = InProcessGrid(run_config, 4)
     start = initial_model(run_config).state_dict()
     run_server(grid, run_config)
@@ -148,3 +148,41 @@ def test_unknown_schedule_is_rejected_before_running(run_config_factory) -> None
 
     with pytest.raises(ConfigError, match="schedule='nope' is unknown; known schedules: \\['full', 'pfn', 'pnu'\\]"):
         build_strategy(run_config_factory("strategy=fedpfn", "+strategy.schedule=nope"))
+
+
+def test_client_app_rebuilds_the_typed_config_from_cfg_json(run_config_factory) -> None:
+    """Deployment path: the ClientApp gets only ``cfg-json`` and must train exactly as in simulation."""
+    from fedtna.config import to_plain
+
+    config = run_config_factory("strategy=fedpfn", "num_rounds=1")
+    _, direct_rows, direct_model = run(config)
+    config = run_config_factory("strategy=fedpfn", "num_rounds=1")
+    grid = InProcessGrid(None, 4, run_config={"cfg-json": json.dumps(to_plain(config))})
+    run_server(grid, config)
+    rows = [json.loads(line) for line in (Path(config.output_dir) / "metrics.jsonl").read_text().splitlines()]
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert strip(rows) == strip(direct_rows)
+    model = torch.load(Path(config.output_dir) / "model.pt")
+    assert all(torch.equal(model[k], direct_model[k]) for k in model)
+
+
+def test_client_app_refuses_a_hostile_cfg_json(run_config_factory) -> None:
+    """A config arriving over the network cannot make a client import and call foreign code."""
+    from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+
+    from fedtna.config import to_plain
+    from fedtna.errors import ConfigError
+    from fedtna.fl.client_app import make_client_app
+
+    config = run_config_factory()
+    hostile = to_plain(config)
+    hostile["model"] = {"name": "x", "_target_": "os.system", "command": "touch /tmp/fedtna-pwned"}
+    app = make_client_app(None)
+    context = Context(run_id=1, node_id=5, node_config={"partition-id": 0}, state=RecordDict(),
+                      run_config={"cfg-json": json.dumps(hostile)})
+    plan = {"server-round": 1, "round-seed": 1, "schedule": "full", "proximal-mu": 0.0}
+    message = Message(RecordDict({"arrays": ArrayRecord({}), "config": ConfigRecord(plan)}), dst_node_id=5,
+                      message_type=MessageType.TRAIN)
+    with pytest.raises(ConfigError, match="model._target_='os.system' is not allowed"):
+        app(message, context)  # Flower's runtime turns this into an error reply
+    assert not Path("/tmp/fedtna-pwned").exists()
