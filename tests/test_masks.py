@@ -40,6 +40,7 @@ print(json.dumps({"checksum": masks_checksum(masks), "sum": int(sum(m.sum() for 
 """
 
 
+@pytest.mark.slow
 def test_masks_identical_across_two_processes() -> None:
     outputs = [
         json.loads(subprocess.run([sys.executable, "-c", CHECKSUM_SCRIPT], capture_output=True, text=True,

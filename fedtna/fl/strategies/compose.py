@@ -58,15 +58,17 @@ class _HandOver:
 
 
 class _AnchorsAfterServerUpdate:
-    """Restores the round's anchors after the server optimizer's update."""
+    """Restores the round's anchors, and the arrays' dtypes, after the server optimizer's update."""
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         arrays, metrics = super().aggregate_train(server_round, replies)  # type: ignore[misc]
         if arrays is None:
             return arrays, metrics
-        restored = self.restore_anchors({key: array.numpy() for key, array in arrays.items()})  # type: ignore[attr-defined]
-        return as_array_record(restored), metrics
+        previous = self.previous_arrays  # type: ignore[attr-defined]
+        # Flower's server update multiplies by float64 scalars; keep the model's own dtypes
+        updated = {key: array.numpy().astype(previous[key].numpy().dtype, copy=False) for key, array in arrays.items()}
+        return as_array_record(self.restore_anchors(updated)), metrics  # type: ignore[attr-defined]
 
 
 def compose(strategy_class: type[SeededStrategy], server: str) -> type[SeededStrategy]:
