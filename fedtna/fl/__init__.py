@@ -1,0 +1,1 @@
+"""Federated learning on Flower: round plan, strategies, schedules, the apps, simulation, results."""
