@@ -16,3 +16,9 @@ class DatasetUnavailableError(FedtnaError):
 def out_of_range(key: str, value: object, allowed: str) -> ConfigError:
     """The one wording every range error uses: key, value and the allowed range."""
     return ConfigError(f"{key}={value!r} is outside the allowed range {allowed}")
+
+
+class RunFailedError(FedtnaError):
+    """A run that started could not finish (diverged, too few valid clients); finished rounds are kept."""
+
+    exit_code = 3

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fedtna.augment import BatchTransform
 from fedtna.masks import AnchorGuard, FixedMasks
 
 
@@ -106,11 +107,14 @@ def local_train(
     batch_size: int,
     generator: torch.Generator,
     proximal_mu: float = 0.0,
+    batch_transform: BatchTransform | None = None,
 ) -> TrainStats:
     """Run the phases on (inputs, labels); fixed weights stay bit-exact in every phase.
 
     The proximal reference is the model as it enters this function (the global
-    model in federated learning).
+    model in federated learning). ``batch_transform`` (data augmentation, see
+    ``fedtna.augment``) maps each mini-batch of inputs on the training device and draws
+    its random numbers from ``generator``; None leaves batches and the draws untouched.
     """
     device = next(model.parameters()).device
     inputs, labels = inputs.to(device), labels.to(device)
@@ -129,7 +133,10 @@ def local_train(
         for _ in range(phase.num_steps):
             index = next(batches).to(device)
             optimizer.zero_grad(set_to_none=False)
-            loss = F.cross_entropy(model(inputs[index]), labels[index])
+            batch = inputs[index]
+            if batch_transform is not None:
+                batch = batch_transform(batch, generator)
+            loss = F.cross_entropy(model(batch), labels[index])
             loss.backward()
             if proximal_mu > 0:
                 _add_proximal_gradient(parameters, reference, proximal_mu)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fedtna.augment import AUGMENTATIONS
 from fedtna.config.schema import LmcConfig, RunConfig, TrainingKeys
 from fedtna.device import resolve_device
 from fedtna.errors import ConfigError, out_of_range
@@ -37,6 +38,7 @@ SHARED_CHECKS: list[RangeCheck] = [
     ("lr", lambda v: v > 0.0, "> 0"),
     ("momentum", lambda v: 0.0 <= v < 1.0, "[0, 1)"),
     ("weight_decay", lambda v: v >= 0.0, ">= 0"),
+    ("augmentation", *_one_of(tuple(AUGMENTATIONS))),
     ("mask.granularity", *_one_of(GRANULARITIES)),
 ]
 
@@ -49,8 +51,14 @@ RUN_CHECKS: list[RangeCheck] = [
     ("lr_decay", lambda v: 0.0 < v <= 1.0, "(0, 1]"),
     ("eval_every", lambda v: v >= 1, ">= 1"),
     ("round_timeout", lambda v: v > 0, "> 0"),
+    ("checkpoint_every", lambda v: v >= 1, ">= 1"),
+    ("min_clients_fraction", lambda v: 0.0 <= v <= 1.0, "[0, 1]"),
+    ("faults.crash", lambda v: 0.0 <= v <= 1.0, "[0, 1]"),
+    ("faults.nan", lambda v: 0.0 <= v <= 1.0, "[0, 1]"),
     ("wandb.mode", *_one_of(WANDB_MODES)),
     ("simulation.threads_per_client", lambda v: v >= 1, ">= 1"),
+    ("simulation.num_cpus", lambda v: v is None or v >= 1, ">= 1 (or null = this job's share of the machine)"),
+    ("simulation.jobs_per_machine", lambda v: v is None or v >= 1, ">= 1 (or null = from the Hydra launcher)"),
     ("simulation.client_resources.num_cpus", lambda v: v > 0.0, "> 0"),
     ("simulation.client_resources.num_gpus", lambda v: 0.0 <= v <= 1.0, "[0, 1] (fractions share a GPU)"),
 ]
@@ -100,12 +108,34 @@ def check_run_config(config: RunConfig) -> None:
     """Checks of a federated run that need no data and no model."""
     _check_shared(config)
     apply_checks(config, RUN_CHECKS)
+    if config.faults.crash + config.faults.nan > 1.0:
+        raise out_of_range("faults.crash + faults.nan", config.faults.crash + config.faults.nan, "<= 1")
+    if config.wandb.mode == "online" and not wandb_credentials_present():
+        raise ConfigError("wandb.mode=online needs a wandb API key and none was found (WANDB_API_KEY or a netrc "
+                          "entry for the wandb host): run `wandb login`, or use wandb.mode=offline")
     gpus = config.simulation.client_resources.num_gpus
     if gpus > 0:
         import torch
 
         if not torch.cuda.is_available():
             raise ConfigError(f"simulation.client_resources.num_gpus={gpus} but no CUDA GPU is visible; set it to 0")
+
+
+def wandb_credentials_present() -> bool:
+    """Whether wandb can log in without asking: an API key or identity token in the environment, or netrc."""
+    import netrc
+    import os
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return netrc.netrc(str(path)).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
 
 
 def check_lmc_config(config: LmcConfig) -> None:

@@ -23,7 +23,8 @@ def hydra_entry(config_name: str, parse: Callable[[DictConfig], ConfigT],
                 work: Callable[[ConfigT], Any]) -> Callable[[], Any]:
     """A ``main()`` that composes ``conf/<config_name>.yaml``, parses it typed and runs ``work``.
 
-    A FedtnaError (bad input, missing data) becomes one ``error: ...`` line and exit code 2.
+    A FedtnaError becomes one ``error: ...`` line: exit code 2 for bad input or missing data,
+    3 for a run that failed after it started (``RunFailedError``).
     """
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -40,7 +41,7 @@ def hydra_entry(config_name: str, parse: Callable[[DictConfig], ConfigT],
             return work(config)
         except FedtnaError as error:
             print(f"error: {error}", file=sys.stderr)
-            sys.exit(USAGE_ERROR_EXIT)
+            sys.exit(getattr(error, "exit_code", USAGE_ERROR_EXIT))
 
     return main
 

@@ -58,8 +58,17 @@ class SimulationSettings:
     backend: str = _required()
     num_cpus: Optional[int] = _required()
     num_gpus: Optional[int] = _required()
+    jobs_per_machine: Optional[int] = _required()
     threads_per_client: int = _required()
     client_resources: ClientResources = _required()
+
+
+@dataclass
+class FaultSettings:
+    """Seeded fault injection: per client and round, the probability of crashing or of replying NaN."""
+
+    crash: float = _required()
+    nan: float = _required()
 
 
 @dataclass
@@ -87,8 +96,10 @@ class TrainingKeys:
     momentum: float = _required()
     weight_decay: float = _required()
     nesterov: bool = _required()
+    augmentation: str = _required()
     mask_ratio: float = _required()
     eval_batch_size: int = _required()
+    trusted_packages: list[str] = _required()
     data_dir: str = _required()
     device: str = _required()
     progress: bool = _required()
@@ -104,17 +115,17 @@ class TrainingKeys:
     @property
     def dataset_spec(self) -> TargetSpec:
         """The dataset loader and its arguments."""
-        return TargetSpec.of("dataset", self.dataset)
+        return TargetSpec.of("dataset", self.dataset, self.trusted_packages)
 
     @property
     def partition_spec(self) -> TargetSpec:
         """The partition function and its arguments."""
-        return TargetSpec.of("partition", self.partition)
+        return TargetSpec.of("partition", self.partition, self.trusted_packages)
 
     @property
     def model_spec(self) -> TargetSpec:
         """The model class and its hyperparameters."""
-        return TargetSpec.of("model", self.model)
+        return TargetSpec.of("model", self.model, self.trusted_packages)
 
 
 @dataclass
@@ -122,6 +133,10 @@ class RunConfig(TrainingKeys):
     """``python -m fedtna.run``: one federated experiment."""
 
     strategy: dict[str, Any] = _required()
+    resume: Optional[str] = _required()
+    checkpoint_every: int = _required()
+    min_clients_fraction: float = _required()
+    faults: FaultSettings = _required()
     num_clients: int = _required()
     num_rounds: int = _required()
     fraction_train: float = _required()
@@ -139,7 +154,7 @@ class RunConfig(TrainingKeys):
     @property
     def strategy_spec(self) -> StrategySpec:
         """The strategy class, its server optimizer and its arguments."""
-        return StrategySpec.of(self.strategy)
+        return StrategySpec.of(self.strategy, self.trusted_packages)
 
     @property
     def mask_spec(self) -> MaskSpec:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +23,19 @@ MISSING_VALUE = "???"
 DESCRIPTIVE_KEYS = ("name", "_target_")
 
 
-def resolve_target(path: Any, key: str) -> Callable[..., Any]:
-    """The callable named by ``path``; refuses anything outside fedtna and Flower's strategies."""
+def allowed_prefixes(trusted_packages: Sequence[str] = ()) -> tuple[str, ...]:
+    """fedtna, Flower's strategies, and the packages a user trusts explicitly (``trusted_packages``)."""
+    return ALLOWED_PREFIXES + tuple(f"{package.rstrip('.')}." for package in trusted_packages)
+
+
+def resolve_target(path: Any, key: str, trusted_packages: Sequence[str] = ()) -> Callable[..., Any]:
+    """The callable named by ``path``; refuses anything outside fedtna, Flower's strategies and trusted packages."""
     if not isinstance(path, str) or "." not in path:
         raise ConfigError(f"{key}={path!r} must be a dotted path like 'fedtna.data.partition.iid'")
-    if not path.startswith(ALLOWED_PREFIXES):
-        raise ConfigError(f"{key}={path!r} is not allowed: targets must lie in {list(ALLOWED_PREFIXES)}")
+    allowed = allowed_prefixes(trusted_packages)
+    if not path.startswith(allowed):
+        raise ConfigError(f"{key}={path!r} is not allowed: targets must lie in {list(allowed)} "
+                          "(name your own package in trusted_packages to use it)")
     module_name, attribute = path.rsplit(".", 1)
     try:
         module = importlib.import_module(module_name)
@@ -56,9 +63,10 @@ class TargetSpec:
     name: str
     target: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
+    trusted_packages: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, role: str, node: Mapping[str, Any]) -> TargetSpec:
+    def of(cls, role: str, node: Mapping[str, Any], trusted_packages: Sequence[str] = ()) -> TargetSpec:
         """Split a group node into target and arguments; a ``???`` left in it is one clear line."""
         for key, value in node.items():
             if isinstance(value, str) and value == MISSING_VALUE:
@@ -68,7 +76,8 @@ class TargetSpec:
             raise ConfigError(f"{role} config has no _target_ key (keys: {sorted(node)})")
         arguments = {key: value for key, value in node.items()
                      if key not in DESCRIPTIVE_KEYS and not (key.startswith("_") and key.endswith("_"))}
-        return cls(role=role, name=str(node.get("name", role)), target=str(node["_target_"]), arguments=arguments)
+        return cls(role=role, name=str(node.get("name", role)), target=str(node["_target_"]), arguments=arguments,
+                   trusted_packages=tuple(trusted_packages))
 
     @classmethod
     def coerce(cls, role: str, spec: TargetSpec | Mapping[str, Any]) -> TargetSpec:
@@ -85,7 +94,7 @@ class TargetSpec:
 
     def resolve(self) -> Callable[..., Any]:
         """The allowed callable this spec names."""
-        return resolve_target(self.target, f"{self.role}._target_")
+        return resolve_target(self.target, f"{self.role}._target_", self.trusted_packages)
 
     def call(self, **runtime: Any) -> Any:
         """Call the target with the configured arguments plus ``runtime`` values, checked first."""
@@ -104,13 +113,14 @@ class StrategySpec:
     server: str
     server_options: Mapping[str, Any]
     arguments: Mapping[str, Any]
+    trusted_packages: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, node: Mapping[str, Any]) -> StrategySpec:
+    def of(cls, node: Mapping[str, Any], trusted_packages: Sequence[str] = ()) -> StrategySpec:
         """Split the strategy node; everything but name/_target_/server/server_options is an argument."""
-        spec = TargetSpec.of("strategy", node)
+        spec = TargetSpec.of("strategy", node, trusted_packages)
         arguments = dict(spec.arguments)
         server = str(arguments.pop("server", "fedavg"))
         server_options = dict(arguments.pop("server_options", None) or {})
         return cls(name=spec.name, target=spec.target, server=server, server_options=server_options,
-                   arguments=arguments)
+                   arguments=arguments, trusted_packages=tuple(trusted_packages))

@@ -15,8 +15,10 @@ from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from torch import nn
 
+from fedtna.augment import batch_transform
 from fedtna.config import RunConfig, parse_run_config
 from fedtna.device import resolve_device
+from fedtna.fl.faults import Fault, InjectedCrash, fault_for
 from fedtna.fl.local_data import client_data, dataset_bundle
 from fedtna.fl.round_plan import RoundPlan
 from fedtna.fl.schedules import LocalWork, get_schedule
@@ -59,6 +61,9 @@ def _load_global(model: nn.Module, message: Message) -> None:
 def train_on_partition(config: RunConfig, partition_id: int, message: Message) -> RecordDict:
     """Local training of one client for one round; the body of the train handler."""
     plan = RoundPlan.from_record(message.content["config"])
+    fault = fault_for(plan.round_seed, partition_id, config.faults)
+    if fault is Fault.CRASH:
+        raise InjectedCrash(f"injected crash (faults.crash) of partition {partition_id} in round {plan.server_round}")
     model = client_model(config)
     _load_global(model, message)
     inputs, labels = client_data(config, partition_id)
@@ -68,7 +73,8 @@ def train_on_partition(config: RunConfig, partition_id: int, message: Message) -
     decayed_lr = settings.lr * config.lr_decay ** (plan.server_round - 1)
     generator = torch.Generator().manual_seed(derive_seed(plan.round_seed, "client", partition_id))
     stats = local_train(model, inputs, labels, phases, optimizer_settings=replace(settings, lr=decayed_lr),
-                        batch_size=config.batch_size, generator=generator, proximal_mu=plan.proximal_mu)
+                        batch_size=config.batch_size, generator=generator, proximal_mu=plan.proximal_mu,
+                        batch_transform=batch_transform(config.augmentation))
     metrics: dict[str, float | int] = {"num-examples": len(labels), "train_loss": stats.mean_loss,
                                        "partition_id": partition_id}
     masks = next((phase.fixed_masks for phase in phases if phase.fixed_masks is not None), None)
@@ -77,6 +83,9 @@ def train_on_partition(config: RunConfig, partition_id: int, message: Message) -
         metrics["anchor_drift"] = stats.anchor_drift
         metrics["mask_checksum"] = masks_checksum(masks)
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    if fault is Fault.NAN:
+        state = {name: torch.full_like(tensor, float("nan")) if tensor.is_floating_point() else tensor
+                 for name, tensor in state.items()}
     return RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from functools import lru_cache
 from importlib.metadata import version
-from typing import Any
 
 import numpy as np
 import torch
@@ -18,18 +16,25 @@ from fedtna.disk_cache import cached_arrays
 from fedtna.masks import derive_seed
 
 
-def _key(node: Mapping[str, Any]) -> str:
-    return json.dumps(dict(node), sort_keys=True, default=str)
+def _key(spec: TargetSpec) -> str:
+    """A hashable, printable key of everything that determines what a spec builds."""
+    return json.dumps({"node": {"name": spec.name, "_target_": spec.target, **spec.arguments},
+                       "trusted": list(spec.trusted_packages)}, sort_keys=True, default=str)
+
+
+def _spec(role: str, key: str) -> TargetSpec:
+    decoded = json.loads(key)
+    return TargetSpec.of(role, decoded["node"], decoded["trusted"])
 
 
 @lru_cache(maxsize=4)
 def _bundle(dataset_key: str) -> DatasetBundle:
-    return load_dataset(TargetSpec.of("dataset", json.loads(dataset_key)))
+    return load_dataset(_spec("dataset", dataset_key))
 
 
 def dataset_bundle(config: TrainingKeys) -> DatasetBundle:
     """The run's dataset, cached per process (simulation actors reuse it every round)."""
-    return _bundle(_key(config.dataset))
+    return _bundle(_key(config.dataset_spec))
 
 
 def partition_seed(seed: int) -> int:
@@ -41,7 +46,7 @@ def partition_seed(seed: int) -> int:
 def _partitions(dataset_key: str, partition_key: str, num_clients: int, seed: int) -> tuple[np.ndarray, ...]:
     def compute() -> list[np.ndarray]:
         labels = _bundle(dataset_key).train_y.numpy()
-        return partition_dataset(TargetSpec.of("partition", json.loads(partition_key)), labels, num_clients, seed)
+        return partition_dataset(_spec("partition", partition_key), labels, num_clients, seed)
 
     key = f"partitions/{dataset_key}/{partition_key}/{num_clients}/{seed}/flwr-datasets-{version('flwr-datasets')}"
     return tuple(cached_arrays(key, compute))
@@ -49,7 +54,8 @@ def _partitions(dataset_key: str, partition_key: str, num_clients: int, seed: in
 
 def all_partitions(config: RunConfig) -> tuple[np.ndarray, ...]:
     """Index arrays of every client's partition, identical for the same seed."""
-    return _partitions(_key(config.dataset), _key(config.partition), config.num_clients, partition_seed(config.seed))
+    return _partitions(_key(config.dataset_spec), _key(config.partition_spec), config.num_clients,
+                       partition_seed(config.seed))
 
 
 @lru_cache(maxsize=64)
@@ -62,5 +68,5 @@ def _client_tensors(dataset_key: str, partition_key: str, num_clients: int, seed
 
 def client_data(config: RunConfig, partition_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, labels) of one client's partition as in-memory tensors."""
-    return _client_tensors(_key(config.dataset), _key(config.partition), config.num_clients,
+    return _client_tensors(_key(config.dataset_spec), _key(config.partition_spec), config.num_clients,
                            partition_seed(config.seed), partition_id)

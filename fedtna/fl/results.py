@@ -31,12 +31,37 @@ class WandbLogger:
             mode=settings.mode,
             project=settings.project or "fedtna",
             entity=settings.entity,
-            group=settings.group,
-            name=settings.name,
             config=dict(plain_config),
             dir=str(output_dir),
             reinit="finish_previous",
+            **self.run_identity(settings, plain_config),
         )
+
+    @staticmethod
+    def run_identity(settings: WandbSettings, plain_config: Mapping[str, Any]) -> dict[str, Any]:
+        """wandb group, job type and run name.
+
+        A single run: ``wandb.group`` and ``wandb.name`` as set. A job of a Hydra multirun (any
+        launcher or sweeper): one group per sweep (``wandb.group``, else the sweep directory), job
+        type = the strategy's name, run name = ``wandb.name``, else the job's override string.
+        """
+        identity: dict[str, Any] = {"group": settings.group, "name": settings.name}
+        try:
+            from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
+
+            if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+                return identity
+            job = HydraConfig.get().job
+            sweep_dir = str(HydraConfig.get().sweep.dir)
+        except Exception:  # noqa: BLE001 - not inside a Hydra job (deployment, tests): a single run
+            return identity
+        strategy = plain_config.get("strategy")
+        return {
+            "group": settings.group or sweep_dir[-128:],
+            "job_type": str(strategy.get("name")) if isinstance(strategy, Mapping) else None,
+            "name": settings.name or job.override_dirname or f"job{job.num}",
+        }
 
     def log(self, row: Mapping[str, Any]) -> None:
         """Log one round's metrics at step = round."""
@@ -59,14 +84,17 @@ def _plain(value: Any) -> Any:
 class RunRecorder:
     """Writes each round as soon as it ends, so a crash never loses finished rounds."""
 
-    def __init__(self, output_dir: str | Path, config: RunConfig) -> None:
+    def __init__(self, output_dir: str | Path, config: RunConfig,
+                 finished_rows: list[dict[str, Any]] | None = None) -> None:
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.seed = config.seed
         self.strategy_name = config.strategy_spec.name
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = [dict(row) for row in finished_rows or []]
         self.metrics_path = self.output_dir / "metrics.jsonl"
-        self.metrics_path.write_text("")
+        self.metrics_path.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
+        if self.rows:
+            self._write_csv()
         self.started = time.perf_counter()
         self.round_started = self.started
         self.wandb = WandbLogger(config.wandb, to_plain(config), self.output_dir)
@@ -77,7 +105,8 @@ class RunRecorder:
                 TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
                 console=Console(stderr=True), transient=False,
             )
-            self.task = self.progress.add_task(self.strategy_name, total=config.num_rounds, status="")
+            self.task = self.progress.add_task(self.strategy_name, total=config.num_rounds, status="",
+                                               completed=len(self.rows))
             self.progress.start()
 
     def record_round(self, server_round: int, metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from fedtna.config import RunConfig, parse_run_config
@@ -18,8 +20,12 @@ from fedtna.errors import FedtnaError
 from fedtna.fl.client_app import PARTITION_ID_KEY, RUN_CONFIG_KEY
 from fedtna.fl.experiment import initial_model
 from fedtna.fl.local_data import dataset_bundle
+from fedtna.errors import RunFailedError
+from fedtna.fl.checkpoint import Checkpoint, capture_server_state, load_checkpoint, restore_server_state, save_checkpoint
 from fedtna.fl.results import RunRecorder
+from fedtna.fl.rounds import run_rounds
 from fedtna.fl.strategies import build_strategy
+from fedtna.fl.strategies.base import as_array_record
 from fedtna.training import evaluate
 
 NODE_WAIT_SECONDS = 600.0
@@ -50,8 +56,14 @@ def discover_partitions(grid: Grid, num_clients: int, timeout: float = NODE_WAIT
     return node_of_partition
 
 
+def non_finite_arrays(arrays: ArrayRecord) -> list[str]:
+    """Names of floating-point arrays holding NaN or Inf."""
+    return [key for key, array in arrays.items()
+            if np.issubdtype((values := array.numpy()).dtype, np.floating) and not np.isfinite(values).all()]
+
+
 def run_server(grid: Grid, config: RunConfig) -> dict[str, Any]:
-    """The whole federated run on ``grid``; returns the summary."""
+    """The whole federated run on ``grid`` (continued from its checkpoint when resuming); returns the summary."""
     output_dir = Path(config.output_dir)
     model = initial_model(config)
     evaluation_model = copy.deepcopy(model).to(resolve_device(config.device))
@@ -59,29 +71,41 @@ def run_server(grid: Grid, config: RunConfig) -> dict[str, Any]:
     strategy = build_strategy(config)
     strategy.attach(discover_partitions(grid, config.num_clients),
                     {name: parameter.shape for name, parameter in model.named_parameters()})
-    recorder = RunRecorder(output_dir, config)
+    checkpoint = load_checkpoint(output_dir) if config.resume is not None else None
+    arrays = ArrayRecord(model.state_dict())
+    if checkpoint is not None:
+        arrays = as_array_record(checkpoint.arrays)
+        restore_server_state(strategy, checkpoint.server_state)
+    recorder = RunRecorder(output_dir, config, checkpoint.rows if checkpoint is not None else None)
 
-    def central_evaluation(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
-        if server_round == 0:
-            return None
+    def end_of_round(server_round: int, arrays: ArrayRecord) -> None:
         row: dict[str, Any] = {**strategy.last_train_metrics, **strategy.last_evaluate_metrics}
         row.pop("num-examples", None)
         metrics: dict[str, float] = {}
-        if server_round % config.eval_every == 0 or server_round == config.num_rounds:
+        diverged = non_finite_arrays(arrays)
+        if not diverged and (server_round % config.eval_every == 0 or server_round == config.num_rounds):
             evaluation_model.load_state_dict(arrays.to_torch_state_dict())
             loss, accuracy = evaluate(evaluation_model, bundle.test_x, bundle.test_y, config.eval_batch_size)
             metrics = {"test_accuracy": accuracy, "test_loss": loss}
+            diverged = [] if math.isfinite(loss) else ["the test loss"]
         recorder.record_round(server_round, {**metrics, **row})
-        return MetricRecord(metrics) if metrics else None
+        if diverged:
+            raise RunFailedError(f"round {server_round}: the run diverged ({', '.join(diverged[:3])} not finite); "
+                                 f"the client learning rate lr={config.lr} is likely too high")
+        if server_round % config.checkpoint_every == 0 or server_round == config.num_rounds:
+            save_checkpoint(output_dir, Checkpoint(server_round, {k: v.numpy() for k, v in arrays.items()},
+                                                   recorder.rows, capture_server_state(strategy)))
 
+    status = "failed"
     try:
-        result = strategy.start(grid=grid, initial_arrays=ArrayRecord(model.state_dict()),
-                                num_rounds=config.num_rounds, timeout=config.round_timeout,
-                                evaluate_fn=central_evaluation)
+        first_round = checkpoint.server_round + 1 if checkpoint is not None else 1
+        arrays = run_rounds(strategy, grid, arrays, first_round, config.num_rounds, config.round_timeout,
+                            end_of_round)
         if config.save_model:
-            torch.save(result.arrays.to_torch_state_dict(), output_dir / "model.pt")
+            torch.save(arrays.to_torch_state_dict(), output_dir / "model.pt")
+        status = "completed"
     finally:
-        summary = recorder.close()
+        summary = recorder.close({"status": status})
     return summary
 
 

@@ -21,16 +21,84 @@ QUIET_ENVIRONMENT = {
 }
 
 
+def machine_cpus() -> int:
+    """CPUs this process may run on: its affinity (taskset, a Slurm allocation's cpuset), capped by a
+    container's CPU quota as Ray reads it."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on macOS
+        cpus = os.cpu_count() or 1
+    try:
+        from ray._private.utils import get_num_cpus
+
+        cpus = min(cpus, int(get_num_cpus(override_docker_cpu_warning=True)))
+    except Exception:  # noqa: BLE001 - Ray's private helper is only a cap
+        pass
+    return max(1, cpus)
+
+
+def _launcher_settings() -> tuple[dict[str, Any], dict[str, Any]]:
+    """``hydra.launcher`` and ``hydra.sweeper`` of the Hydra job running this process ({} outside Hydra)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+        from omegaconf import OmegaConf
+
+        if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+            return {}, {}
+        hydra_config = HydraConfig.get()
+        launcher = OmegaConf.to_container(hydra_config.launcher, resolve=False) or {}
+        sweeper = OmegaConf.to_container(hydra_config.sweeper, resolve=False) or {}
+        return dict(launcher), dict(sweeper)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - no Hydra job: one job on the machine
+        return {}, {}
+
+
+def jobs_per_machine(config: RunConfig) -> int:
+    """How many fedtna jobs share this machine at once: ``simulation.jobs_per_machine``, else the joblib
+    launcher's ``n_jobs`` (capped by an Optuna sweeper's batch size ``n_jobs``), else 1."""
+    if config.simulation.jobs_per_machine is not None:
+        return config.simulation.jobs_per_machine
+    launcher, sweeper = _launcher_settings()
+    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
+    if not isinstance(n_jobs, int) or n_jobs == 0:
+        return 1
+    if n_jobs < 0:  # joblib: -1 = one job per CPU, -2 = all CPUs but one, ...
+        import joblib
+
+        n_jobs = max(1, joblib.cpu_count() + 1 + n_jobs)
+    batch = sweeper.get("n_jobs")
+    if isinstance(batch, int) and batch >= 1:  # the Optuna sweeper launches n_jobs trials at a time
+        n_jobs = min(n_jobs, batch)
+    return n_jobs
+
+
+def ray_num_cpus(config: RunConfig) -> int:
+    """The CPUs this job's Ray may use: ``simulation.num_cpus``, else a Slurm/submitit launcher's
+    ``cpus_per_task``, else this process's CPUs divided by the jobs running at once on the machine."""
+    if config.simulation.num_cpus is not None:
+        return config.simulation.num_cpus
+    launcher, _ = _launcher_settings()
+    cpus_per_task = launcher.get("cpus_per_task") if "submitit" in str(launcher.get("_target_", "")) else None
+    if isinstance(cpus_per_task, int) and cpus_per_task >= 1:
+        return min(cpus_per_task, machine_cpus())
+    return max(1, machine_cpus() // jobs_per_machine(config))
+
+
 def backend_config(config: RunConfig) -> dict[str, Any]:
-    """Ray resources: per-client CPUs and (fractional) GPUs; Ray's own size and log level."""
+    """Ray resources: per-client CPUs and (fractional) GPUs; Ray's own size and log level.
+
+    ``address="local"`` always starts this job's own Ray instance (own temp session, own ports), so
+    concurrent jobs never attach to each other's Ray, to a ``ray start`` cluster or to ``RAY_ADDRESS``.
+    """
     simulation = config.simulation
     init_args: dict[str, Any] = {
+        "address": "local",
+        "num_cpus": ray_num_cpus(config),
         "logging_level": logging.INFO if config.verbose else logging.ERROR,
         "log_to_driver": config.verbose,
         "include_dashboard": False,
     }
-    if simulation.num_cpus is not None:
-        init_args["num_cpus"] = simulation.num_cpus
     if simulation.num_gpus is not None:
         init_args["num_gpus"] = simulation.num_gpus
     return {
@@ -45,10 +113,11 @@ def check_actor_fits(config: RunConfig) -> None:
     import torch
 
     resources = config.simulation.client_resources
-    cpus = config.simulation.num_cpus if config.simulation.num_cpus is not None else os.cpu_count() or 1
+    cpus = ray_num_cpus(config)
     if resources.num_cpus > cpus:
         raise ConfigError(f"simulation.client_resources.num_cpus={resources.num_cpus} is more than the {cpus} CPUs "
-                          "Ray may use; no client actor would fit")
+                          f"Ray may use ({jobs_per_machine(config)} job(s) share this machine); no client actor "
+                          "would fit")
     gpus = config.simulation.num_gpus if config.simulation.num_gpus is not None else torch.cuda.device_count()
     if resources.num_gpus > 0 and gpus < 1:
         raise ConfigError(f"simulation.client_resources.num_gpus={resources.num_gpus} but Ray may use no GPU; "
@@ -74,13 +143,14 @@ def simulate(config: RunConfig) -> dict[str, Any]:
 
     _quiet_loggers(config.verbose)
     results: dict[str, Any] = {}
+    backend = backend_config(config)
     started = time.perf_counter()
     try:
         run_simulation(
             server_app=make_server_app(config, results),
             client_app=make_client_app(config),
             num_supernodes=config.num_clients,
-            backend_config=backend_config(config),
+            backend_config=backend,
             verbose_logging=config.verbose,
         )
     except FedtnaError:
@@ -94,6 +164,7 @@ def simulate(config: RunConfig) -> dict[str, Any]:
         raise FedtnaError("the simulation ended without a result; rerun with verbose=true to see why")
     summary = results["summary"]
     summary["simulation_wall_seconds"] = round(time.perf_counter() - started, 3)
+    summary["ray_num_cpus"] = backend["init_args"]["num_cpus"]
     return summary
 
 

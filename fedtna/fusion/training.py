@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fedtna.augment import batch_transform
 from fedtna.config import LmcConfig
 from fedtna.data import partition_dataset
 from fedtna.errors import ConfigError
@@ -136,7 +137,7 @@ def train_models(
         num_steps = config.epochs * steps_per_epoch(len(labels), config.batch_size)
         generator = torch.Generator().manual_seed(derive_seed(config.seed, "lmc", "order", k))
         stats = local_train(model, inputs, labels, [Phase(masks, num_steps)], config.optimizer_settings,
-                            config.batch_size, generator)
+                            config.batch_size, generator, batch_transform=batch_transform(config.augmentation))
         if hook is not None:
             hook.remove()
         state = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}

@@ -17,10 +17,10 @@ def strategy_class(spec: StrategySpec) -> type[SeededStrategy]:
     """The configured strategy class with its server optimizer composed in."""
     from fedtna.config.targets import resolve_target
 
-    base = resolve_target(spec.target, "strategy._target_")
+    base = resolve_target(spec.target, "strategy._target_", spec.trusted_packages)
     if not (isinstance(base, type) and issubclass(base, SeededStrategy)):
         raise ConfigError(f"strategy._target_={spec.target!r} is not a fedtna SeededStrategy")
-    return compose(base, spec.server)
+    return compose(base, spec.server, spec.trusted_packages)
 
 
 def run_arguments(config: RunConfig) -> dict[str, Any]:
@@ -32,6 +32,7 @@ def run_arguments(config: RunConfig) -> dict[str, Any]:
         "fraction_train": config.fraction_train,
         "fraction_evaluate": config.fraction_evaluate,
         "min_available_nodes": config.num_clients,
+        "min_clients_fraction": config.min_clients_fraction,
     }
 
 

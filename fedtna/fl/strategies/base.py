@@ -10,6 +10,7 @@ see ``fedtna.fl.strategies.compose``.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Mapping
 from logging import WARNING
@@ -22,7 +23,7 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedtna.errors import ConfigError, FedtnaError, out_of_range
+from fedtna.errors import FedtnaError, RunFailedError, out_of_range
 from fedtna.fl.round_plan import RoundPlan, plan_masks, shapes_as_parameters
 from fedtna.fl.schedules import get_schedule
 from fedtna.masks import FixedMasks, derive_seed, masks_checksum
@@ -34,8 +35,8 @@ class MaskMismatchError(FedtnaError):
     """Clients expanded the round seed into different masks."""
 
 
-class ClientFailureError(FedtnaError):
-    """Every client of a round failed."""
+class ClientFailureError(RunFailedError):
+    """Too few clients of a round sent a valid update (``min_clients_fraction``; at least one)."""
 
 
 def sample_size(num_clients: int, fraction: float) -> int:
@@ -50,13 +51,15 @@ class SeededStrategy(FedAvg):
         seed: the run seed; round seeds and client samples derive from it.
         schedule: the client schedule (``fedtna/fl/schedules/``); None = the class's own.
         proximal_mu: FedProx's mu; clients add mu/2 * ||w - w_global||^2 (0 = off).
+        min_clients_fraction: a round with fewer valid updates than this fraction of its sampled
+            clients fails the run (0 = one valid update is enough).
         **flower_options: Flower ``FedAvg`` arguments (fractions, minimum nodes, ...).
     """
 
     default_schedule: ClassVar[str] = "full"
 
     def __init__(self, *, seed: int, schedule: str | None = None, proximal_mu: float = 0.0,
-                 **flower_options: object) -> None:
+                 min_clients_fraction: float = 0.0, **flower_options: object) -> None:
         super().__init__(**flower_options)  # type: ignore[arg-type]
         if proximal_mu < 0:
             raise out_of_range("strategy.proximal_mu", proximal_mu, ">= 0")
@@ -64,6 +67,9 @@ class SeededStrategy(FedAvg):
         self.schedule = schedule or self.default_schedule
         get_schedule(self.schedule)
         self.proximal_mu = float(proximal_mu)
+        self.min_clients_fraction = float(min_clients_fraction)
+        self.sampled_clients = 0
+        self.rejected_clients = 0
         self.node_of_partition: dict[int, int] = {}
         self.partition_of_node: dict[int, int] = {}
         self.parameter_shapes: dict[str, torch.Size] = {}
@@ -109,6 +115,7 @@ class SeededStrategy(FedAvg):
         record = RecordDict({self.arrayrecord_key: arrays,
                              self.configrecord_key: ConfigRecord({**config, **plan.to_record()})})
         chosen = self._sample_partitions(server_round, self.fraction_train, "train-sample")
+        self.sampled_clients = len(chosen)
         return [
             Message(content=record, dst_node_id=self.node_of_partition[part], message_type=MessageType.TRAIN)
             for part in chosen
@@ -130,17 +137,51 @@ class SeededStrategy(FedAvg):
 
     # ------------------------------------------------------------- aggregate
     def _ordered_valid(self, replies: Iterable[Message], server_round: int, kind: str) -> list[Message]:
+        """Replies without error that pass ``update_problem``, in partition order; counts the others."""
         replies = list(replies)
         failed = [reply for reply in replies if reply.has_error()]
         for reply in failed:
-            log(WARNING, "round %s %s: client on node %s failed: %s", server_round, kind,
-                reply.metadata.src_node_id, reply.error.reason)
-        valid = [reply for reply in replies if not reply.has_error()]
-        if replies and not valid:
+            log(WARNING, "round %s %s: client of partition %s failed: %s", server_round, kind,
+                self.partition_of_node.get(reply.metadata.src_node_id), reply.error.reason)
+        valid, rejected = [], 0
+        for reply in (reply for reply in replies if not reply.has_error()):
+            problem = self.update_problem(reply) if kind == "train" else None
+            if problem is None:
+                valid.append(reply)
+                continue
+            rejected += 1
+            log(WARNING, "round %s: rejected the update of partition %s: %s", server_round,
+                self.partition_of_node.get(reply.metadata.src_node_id), problem)
+        self.failed_clients, self.rejected_clients = len(failed), rejected
+        sampled = self.sampled_clients if kind == "train" else len(replies)
+        needed = max(1, math.ceil(self.min_clients_fraction * sampled - 1e-9)) if replies else 0
+        if len(valid) < needed:
             reasons = "; ".join(str(reply.error.reason).strip().splitlines()[-1] for reply in failed[:3])
-            raise ClientFailureError(f"round {server_round}: all {len(failed)} clients failed ({kind}): {reasons}")
-        self.failed_clients = len(failed)
+            raise ClientFailureError(
+                f"round {server_round} ({kind}): {len(valid)} valid of {sampled} sampled clients, {len(failed)} "
+                f"failed, {rejected} rejected; need {needed} (min_clients_fraction={self.min_clients_fraction})"
+                + (f": {reasons}" if reasons else ""))
         return sorted(valid, key=lambda reply: self.partition_of_node.get(reply.metadata.src_node_id, 0))
+
+    def update_problem(self, reply: Message) -> str | None:
+        """Why a client's update cannot be averaged (keys, shapes, dtypes, non-finite values), or None."""
+        assert self.previous_arrays is not None
+        arrays = reply.content[self.arrayrecord_key] if self.arrayrecord_key in reply.content else None
+        if arrays is None:
+            return "no arrays in the reply"
+        if set(arrays.keys()) != set(self.previous_arrays.keys()):
+            return f"keys differ from the global model's ({sorted(set(arrays.keys()) ^ set(self.previous_arrays.keys()))[:3]} ...)"
+        for key in self.previous_arrays.keys():
+            sent, got = self.previous_arrays[key], arrays[key]
+            if tuple(got.shape) != tuple(sent.shape) or got.dtype != sent.dtype:
+                return f"{key} is {got.dtype}{list(got.shape)}, expected {sent.dtype}{list(sent.shape)}"
+            values = got.numpy()
+            if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+                return f"{key} holds NaN or Inf"
+        examples = reply.content["metrics"].get(NUM_EXAMPLES, 0) if "metrics" in reply.content else 0
+        if not examples or examples <= 0:
+            return f"{NUM_EXAMPLES}={examples!r} is not a positive count"
+        return None
 
     def _check_checksums(self, server_round: int, replies: list[Message]) -> None:
         if self.round_masks is None:
@@ -195,6 +236,7 @@ class SeededStrategy(FedAvg):
         metrics = aggregate_client_metrics([reply.content["metrics"] for reply in valid])
         metrics["clients"] = len(valid)
         metrics["failed_clients"] = self.failed_clients
+        metrics["rejected_clients"] = self.rejected_clients
         self.last_train_metrics = metrics
         return as_array_record(averaged), MetricRecord(metrics)
 

@@ -32,12 +32,12 @@ SERVER_OPTIMIZERS: dict[str, type | None] = {
 }
 
 
-def server_optimizer_class(name: str) -> type | None:
+def server_optimizer_class(name: str, trusted_packages: tuple[str, ...] = ()) -> type | None:
     """A short name from SERVER_OPTIMIZERS or a dotted path to a Flower FedAvg subclass."""
     if name in SERVER_OPTIMIZERS:
         return SERVER_OPTIMIZERS[name]
     if "." in name:
-        optimizer = resolve_target(name, "strategy.server")
+        optimizer = resolve_target(name, "strategy.server", trusted_packages)
         if isinstance(optimizer, type) and issubclass(optimizer, flower_strategies.FedAvg):
             return optimizer
         raise ConfigError(f"strategy.server={name!r} must be a Flower FedAvg subclass")
@@ -68,12 +68,16 @@ class _AnchorsAfterServerUpdate:
         previous = self.previous_arrays  # type: ignore[attr-defined]
         # Flower's server update multiplies by float64 scalars; keep the model's own dtypes
         updated = {key: array.numpy().astype(previous[key].numpy().dtype, copy=False) for key, array in arrays.items()}
-        return as_array_record(self.restore_anchors(updated)), metrics  # type: ignore[attr-defined]
+        record = as_array_record(self.restore_anchors(updated))  # type: ignore[attr-defined]
+        if isinstance(getattr(self, "current_arrays", None), ArrayRecord):
+            self.current_arrays = record  # FedAvgM steps from the global model the clients will receive
+        return record, metrics
 
 
-def compose(strategy_class: type[SeededStrategy], server: str) -> type[SeededStrategy]:
+def compose(strategy_class: type[SeededStrategy], server: str,
+            trusted_packages: tuple[str, ...] = ()) -> type[SeededStrategy]:
     """The strategy class with the named server optimizer layered on top."""
-    optimizer = server_optimizer_class(server)
+    optimizer = server_optimizer_class(server, trusted_packages)
     if optimizer is None:
         return strategy_class
     flower_parameters = _flower_parameters(optimizer)

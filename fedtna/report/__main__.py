@@ -1,0 +1,5 @@
+"""``python -m fedtna.report``."""
+
+from fedtna.report.cli import main
+
+main()

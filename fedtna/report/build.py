@@ -1,0 +1,69 @@
+"""Read every run under the folders, analyse, plot and write the report files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedtna.report.fl import FlAnalysis, analyse_fl
+from fedtna.report.fusion import FusionAnalysis, analyse_fusion
+from fedtna.report.runs import FoundRuns, ReportError, find_runs
+
+
+@dataclass(frozen=True)
+class Report:
+    """What was read, what was found, and where the files are."""
+
+    out: Path
+    found: FoundRuns
+    fl: FlAnalysis | None
+    fusion: FusionAnalysis | None
+    files: dict[str, Path]  # "md", "csv", "json"
+    plots: list[Path]
+
+
+def _remove_old_plots(out: Path) -> None:
+    """Plots a previous report in ``out`` listed (panel names may have changed since)."""
+    try:
+        previous = json.loads((out / "report.json").read_text()).get("plots", [])
+    except (OSError, ValueError, AttributeError):
+        return
+    for name in previous:
+        path = Path(name)
+        if path.parent == out and path.suffix == ".png" and path.name.startswith(("curves", "fusion")):
+            path.unlink(missing_ok=True)
+
+
+def build_report(directories: Sequence[Path | str], out: Path | str | None = None, baseline: str | None = None,
+                 plots: bool = True) -> Report:
+    """The whole report; ``out`` defaults to the first folder. Raises ReportError for what cannot be reported."""
+    directories = [Path(directory) for directory in directories]
+    if not directories:
+        raise ReportError("no folder given")
+    found = find_runs(directories)
+    if not found.fl and not found.lmc:
+        raise ReportError("no runs (config.json + metrics.jsonl, or lmc.json) under "
+                          + ", ".join(str(directory) for directory in directories))
+    try:
+        fl = analyse_fl(found.fl, baseline) if found.fl else None
+    except ValueError as error:  # a malformed --baseline
+        raise ReportError(str(error)) from None
+    fusion = analyse_fusion(found.lmc) if found.lmc else None
+    out = Path(out) if out is not None else directories[0]
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_old_plots(out)
+    drawn: dict[str, list[Path]] = {}
+    if plots and fl is not None and fl.groups:
+        from fedtna.report.curves import plot_curves
+
+        drawn["curves"] = plot_curves(fl, out)
+    if plots and fusion is not None:
+        from fedtna.report.fusion_plot import plot_fusion
+
+        drawn["fusion"] = plot_fusion(fusion, out)
+    from fedtna.report.output import write_outputs
+
+    files = write_outputs(found, directories, fl, fusion, drawn, out)
+    return Report(out, found, fl, fusion, files, [path for paths in drawn.values() for path in paths])

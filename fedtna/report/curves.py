@@ -1,0 +1,66 @@
+"""Test accuracy and test loss per round: one PNG per panel, one line per group (mean ± 1 std over seeds)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from fedtna.report.fl import FlAnalysis, Group
+from fedtna.report.settings import FL_CONTEXT, context
+from fedtna.report.plotting import colours, legend, mean_band, new_figure, save, slug
+
+
+def _series(group: Group, key: str) -> tuple[list[int], list[list[float]]]:
+    """Rounds where the first run has ``key``; one curve per seed (NaN where a value is null)."""
+    rounds = [row["round"] for row in group.runs[0].rows if key in row]
+    curves = []
+    for run in group.runs:
+        values = {row["round"]: row.get(key) for row in run.rows if key in row}
+        curves.append([math.nan if values.get(r) is None else float(values[r]) for r in rounds])
+    return rounds, curves
+
+
+def _draw(axes, group: Group, key: str, scale: float, colour, name: str) -> None:  # noqa: ANN001
+    rounds, curves = _series(group, key)
+    if not rounds:
+        return
+    mean, std = mean_band(curves)
+    marker = "o" if len(rounds) <= 30 else None
+    axes.plot(rounds, mean * scale, color=colour, marker=marker, markersize=3.5, linewidth=1.8,
+              label=f"{name} (n={len(group.runs)}{', baseline' if group.is_baseline else ''})", linestyle="--" if group.is_baseline else "-")
+    if std is not None:
+        axes.fill_between(rounds, (mean - std) * scale, (mean + std) * scale, color=colour, alpha=0.18, linewidth=0)
+
+
+def plot_panel(groups: list[Group], title: str, palette: dict, path: Path) -> Path:
+    """Left: test accuracy (%); right: test loss; x: round."""
+    figure = new_figure(11.5, 4.6)
+    accuracy_axes, loss_axes = figure.subplots(1, 2)
+    for group in groups:
+        name = group.method or group.label
+        _draw(accuracy_axes, group, "test_accuracy", 100.0, palette[name], name)
+        _draw(loss_axes, group, "test_loss", 1.0, palette[name], name)
+    accuracy_axes.set(xlabel="round", ylabel="test accuracy (%)", title="test accuracy")
+    loss_axes.set(xlabel="round", ylabel="test loss (cross-entropy)", title="test loss")
+    for axes in (accuracy_axes, loss_axes):
+        axes.grid(alpha=0.3)
+        axes.xaxis.get_major_locator().set_params(integer=True)
+    legend(figure, accuracy_axes)
+    figure.suptitle(title, fontsize=11)
+    return save(figure, path)
+
+
+def plot_curves(analysis: FlAnalysis, out: Path) -> list[Path]:
+    """One PNG per panel (``curves.png`` when there is one panel)."""
+    palette = colours([group.method or group.label for group in analysis.groups])
+    panels = analysis.panels
+    paths = []
+    for panel in panels:
+        groups = [group for group in analysis.groups if group.panel == panel]
+        seeds = sorted({len(group.runs) for group in groups})
+        spread = "mean ± 1 std over seeds" if max(seeds) > 1 else "one seed"
+        shared = context(groups[0].runs[0].config, FL_CONTEXT, analysis.keys, width=140)
+        title = f"{panel or 'federated runs'} — {spread}\n{shared}"
+        name = "curves.png" if len(panels) == 1 else f"curves-{slug(panel)}.png"
+        paths.append(plot_panel(groups, title, palette, out / name))
+    return paths

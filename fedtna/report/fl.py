@@ -1,0 +1,165 @@
+"""Federated runs: group by differing settings, mean ± std over seeds, paired comparison with a baseline."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedtna.report.runs import FlRun, ReportError
+from fedtna.report.settings import MISSING, Selector, differing_keys, format_value, is_method_key, label, label_keys
+from fedtna.report.stats import MeanStd, PairedDifference, is_number, mean_std, paired_difference
+
+HORIZON = "num_rounds"  # not a grouping key: runs of one setting must agree on it
+DEFAULT_BASELINE = "strategy=fedavg"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Complete runs (one per seed) that share every setting but the seed and bookkeeping keys."""
+
+    settings: dict[str, Any]  # grouping key -> value
+    label: str  # the named settings, e.g. "strategy=fedpnu partition.alpha=0.1"
+    panel: str  # the named non-method settings ("" when none differ)
+    method: str  # the named method settings ("" when none differ)
+    runs: tuple[FlRun, ...]
+    is_baseline: bool
+    final: MeanStd
+    best: MeanStd
+    last5: MeanStd
+    rounds: int
+    wall: MeanStd | None
+
+    @property
+    def seeds(self) -> tuple[Any, ...]:
+        return tuple(run.seed for run in self.runs)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A group's last-5 accuracy against its baseline group, paired by seed."""
+
+    group: Group
+    baseline: Group | None
+    result: PairedDifference | None
+    note: str  # why there is no result, or ""
+
+
+@dataclass(frozen=True)
+class Excluded:
+    path: Path
+    label: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FlAnalysis:
+    keys: list[str]  # grouping keys: settings that differ between runs
+    named: list[str]  # the grouping keys labels name
+    groups: list[Group]
+    comparisons: list[Comparison]
+    excluded: list[Excluded]
+    baseline: str | None  # the baseline selector text, None when there is none
+
+    @property
+    def panels(self) -> list[str]:
+        return list(dict.fromkeys(group.panel for group in self.groups))
+
+    def comparison_of(self, group: Group) -> Comparison | None:
+        return next((item for item in self.comparisons if item.group is group), None)
+
+
+def _order(value: Any) -> tuple:
+    return (0, value, "") if is_number(value) else (1, 0, format_value(value))
+
+
+def _make_group(runs: Sequence[FlRun], keys: Sequence[str], named: Sequence[str], baseline: Selector | None) -> Group:
+    config = runs[0].config
+    numbers = [run.numbers for run in runs]
+    walls = [run.wall_seconds for run in runs if run.wall_seconds is not None]
+    return Group(
+        settings={key: config.get(key, MISSING) for key in keys},
+        label=label(config, named) or label(config, ["strategy.name"] if "strategy.name" in config else []) or "all runs",
+        panel=label(config, [key for key in named if not is_method_key(key)]),
+        method=label(config, [key for key in named if is_method_key(key)]),
+        runs=tuple(runs), is_baseline=baseline is not None and baseline.selects(config),
+        final=mean_std([n.final for n in numbers]), best=mean_std([n.best for n in numbers]),
+        last5=mean_std([n.last5 for n in numbers]), rounds=numbers[0].rounds, wall=mean_std(walls))
+
+
+def _check_horizon(runs: Sequence[FlRun], named: Sequence[str]) -> None:
+    horizons: dict[Any, FlRun] = {}
+    for run in runs:
+        horizons.setdefault(run.num_rounds, run)
+    if len(horizons) > 1:
+        where = ", ".join(f"{rounds} in {run.path}" for rounds, run in horizons.items())
+        setting = label(runs[0].config, named) or "all runs"
+        raise ReportError(f"runs of one setting ({setting}) have different num_rounds ({where}); "
+                          "report each num_rounds separately")
+
+
+def _comparison(group: Group, candidates: Sequence[Group], baseline: Selector) -> Comparison:
+    panel = {key: value for key, value in group.settings.items() if not is_method_key(key)}
+    same_panel = [c for c in candidates if all(c.settings[key] == value for key, value in panel.items())]
+    if not same_panel:
+        return Comparison(group, None, None, f"no {baseline.text} runs with {group.panel or 'these settings'}")
+    ignore = baseline.keys(group.runs[0].config)
+
+    def score(candidate: Group) -> int:
+        return sum(candidate.settings[key] == value for key, value in group.settings.items()
+                   if is_method_key(key) and key not in ignore)
+
+    best = max(score(candidate) for candidate in same_panel)
+    chosen = [candidate for candidate in same_panel if score(candidate) == best]
+    if len(chosen) > 1:
+        return Comparison(group, None, None, "several baseline groups fit: " + "; ".join(c.label for c in chosen))
+    base = chosen[0]
+    pairs = {run.seed: (run.numbers.last5, other.numbers.last5)
+             for run in group.runs for other in base.runs if other.seed == run.seed}
+    result = paired_difference(pairs)
+    return Comparison(group, base, result, "" if result else "no seed in common with the baseline")
+
+
+def analyse_fl(runs: Sequence[FlRun], baseline_text: str | None = None) -> FlAnalysis:
+    """Group, summarise and compare. ``baseline_text=None``: strategy=fedavg if there are such runs."""
+    configs = [run.config for run in runs]
+    keys = differing_keys(configs, ignore=(HORIZON,))
+    named = label_keys(configs, keys)
+    by_setting: dict[tuple, list[FlRun]] = defaultdict(list)
+    for run in sorted(runs, key=lambda run: str(run.path)):
+        by_setting[tuple(run.config.get(key, MISSING) for key in keys)].append(run)
+    for members in by_setting.values():
+        _check_horizon(members, named)
+
+    selector = Selector.parse(baseline_text or DEFAULT_BASELINE)
+    if not any(selector.selects(config) for config in configs):
+        if baseline_text is not None:
+            raise ReportError(f"--baseline {baseline_text}: no run has these settings")
+        selector = None
+
+    groups, excluded = [], []
+    for members in by_setting.values():
+        kept: dict[Any, FlRun] = {}
+        for run in members:
+            if run.problem:
+                excluded.append(Excluded(run.path, label(run.config, named), run.problem))
+            elif run.seed in kept:
+                excluded.append(Excluded(run.path, label(run.config, named),
+                                         f"duplicate of {kept[run.seed].path} (same settings and seed)"))
+            else:
+                kept[run.seed] = run
+        if kept:
+            ordered = sorted(kept.values(), key=lambda run: _order(run.seed))
+            groups.append(_make_group(ordered, keys, named, selector))
+    panel_keys = [key for key in named if not is_method_key(key)]
+    method_keys = [key for key in named if is_method_key(key)]
+    groups.sort(key=lambda g: ([_order(g.settings[k]) for k in panel_keys], not g.is_baseline,
+                               [_order(g.settings[k]) for k in method_keys], g.label))
+
+    comparisons = []
+    if selector is not None:
+        baselines = [group for group in groups if group.is_baseline]
+        comparisons = [_comparison(group, baselines, selector) for group in groups if not group.is_baseline]
+    return FlAnalysis(keys, named, groups, comparisons, excluded, selector.text if selector else None)

@@ -1,0 +1,138 @@
+"""Write report.md, report.csv and report.json."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fedtna.report.fl import FlAnalysis, Group
+from fedtna.report.fusion import FusionAnalysis, headline_table, modes_table, records, sweep_tables
+from fedtna.report.runs import FoundRuns
+from fedtna.report.settings import FL_CONTEXT, LMC_CONTEXT
+from fedtna.report.stats import MeanStd
+from fedtna.report.views import excluded_table, group_tables, method_text, settings_sentence
+
+FUSION_TEXT = ("Each lmc.json holds, per mode, K models trained on the same seeds, every pair interpolated "
+               "on α ∈ [0, 1] and all K averaged. Accuracy barrier = max over α of [(1−α)Acc(A) + αAcc(B) − "
+               "Acc(θα)] (points; relative: divided by the interpolated endpoint accuracy); loss barrier = max "
+               "over α of [Loss(θα) − ((1−α)Loss(A) + αLoss(B))]; both averaged over pairs, then mean ± std over "
+               "seeds. Reduction = 1 − mean(mode) / mean(vanilla) (– when vanilla's barrier is below 0.1 points "
+               "or 0.001 loss). A (setting, seed) found twice counts once. A diverged (null) value is counted, "
+               "never averaged.")
+
+
+def _stats(stats: MeanStd | None) -> dict[str, Any] | None:
+    return None if stats is None else {"mean": stats.mean, "std": stats.std, "n": stats.n}
+
+
+def group_record(analysis: FlAnalysis, group: Group) -> dict[str, Any]:
+    comparison = analysis.comparison_of(group)
+    result = comparison.result if comparison else None
+    return {
+        "label": group.label, "panel": group.panel, "method": group.method, "settings": group.settings,
+        "is_baseline": group.is_baseline, "seeds": list(group.seeds), "runs": [str(run.path) for run in group.runs],
+        "final_test_accuracy": _stats(group.final), "best_test_accuracy": _stats(group.best),
+        "last5_mean_test_accuracy": _stats(group.last5), "rounds": group.rounds,
+        "wall_seconds": _stats(group.wall),
+        "comparison": None if comparison is None else {
+            "baseline": comparison.baseline.label if comparison.baseline else None, "note": comparison.note,
+            "common_seeds": list(result.seeds) if result else [], "differences": list(result.differences) if result else [],
+            "mean_difference": result.mean if result else None, "ci95_low": result.low if result else None,
+            "ci95_high": result.high if result else None, "wins": result.wins if result else None},
+    }
+
+
+def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"kind": "fl", "panel": record["panel"], "label": record["label"],
+                           "is_baseline": record["is_baseline"], "seeds": len(record["seeds"])}
+    for key in ("final_test_accuracy", "best_test_accuracy", "last5_mean_test_accuracy", "wall_seconds"):
+        stats = record[key] or {}
+        row[f"{key}_mean"], row[f"{key}_std"] = stats.get("mean"), stats.get("std")
+    row["rounds"] = record["rounds"]
+    comparison = record["comparison"] or {}
+    row.update({"baseline": comparison.get("baseline"), "diff_last5_mean": comparison.get("mean_difference"),
+                "diff_ci95_low": comparison.get("ci95_low"), "diff_ci95_high": comparison.get("ci95_high"),
+                "wins": comparison.get("wins"), "common_seeds": len(comparison.get("common_seeds", [])) or None,
+                "note": comparison.get("note")})
+    row.update({key: json.dumps(value) if isinstance(value, list | tuple) else value
+                for key, value in record["settings"].items()})
+    return row
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns or ["kind"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _link(path: Path, out: Path) -> str:
+    return os.path.relpath(path, out)
+
+
+def markdown(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | None, fusion: FusionAnalysis | None,
+             plots: dict[str, list[Path]], out: Path) -> str:
+    complete = sum(run.problem is None for run in found.fl)
+    lines = ["# fedtna report", "",
+             f"Read from {', '.join(f'`{d}`' for d in directories)}: {len(found.fl)} federated runs "
+             f"({complete} complete), {len(found.lmc)} fusion runs (lmc.json). Accuracies in %.", ""]
+    if fl is not None:
+        config = fl.groups[0].runs[0].config if fl.groups else None
+        lines += ["## Federated runs", "", settings_sentence(fl.keys, fl.named, config, FL_CONTEXT), ""]
+        curves = dict(zip(fl.panels, plots.get("curves", [])))
+        for table, panel in zip(group_tables(fl), fl.panels):
+            lines += [f"### {panel or 'All runs'}", "", table.markdown(), ""]
+            notes = [f"{c.group.method or c.group.label}: {c.note}" for c in fl.comparisons
+                     if c.note and c.group.panel == panel]
+            lines += [f"*{note}*  " for note in notes] + ([""] if notes else [])
+            if panel in curves:
+                lines += [f"![test accuracy and loss per round]({_link(curves[panel], out)})", ""]
+        lines += ["### Method", "", method_text(fl), ""]
+        excluded = excluded_table(fl)
+        lines += (["### Incomplete or failed runs (excluded)", "", excluded.markdown(), ""] if excluded
+                  else ["All runs are complete.", ""])
+    if fusion is not None:
+        config = fusion.settings[0].runs[0].config
+        lines += ["## Model fusion (lmc.json)", "", settings_sentence(fusion.keys, fusion.named, config, LMC_CONTEXT),
+                  "", FUSION_TEXT, ""]
+        headline = headline_table(fusion)
+        if headline.rows:
+            lines += ["### Vanilla vs TNA-PFN", "", headline.markdown(), ""]
+        for table in sweep_tables(fusion):
+            lines += [f"### {table.title}", "", table.markdown(), ""]
+        lines += ["### Every mode", "", modes_table(fusion).markdown(), ""]
+        for path in plots.get("fusion", []):
+            lines += [f"![interpolation curves]({_link(path, out)})", ""]
+    if found.unreadable:
+        lines += ["## Unreadable run folders", ""] + [f"- `{item.path}`: {item.problem}" for item in found.unreadable]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_outputs(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | None,
+                  fusion: FusionAnalysis | None, plots: dict[str, list[Path]], out: Path) -> dict[str, Path]:
+    """report.md, report.csv, report.json in ``out``; returns their paths by suffix."""
+    groups = [group_record(fl, group) for group in fl.groups] if fl else []
+    fusion_records = records(fusion) if fusion else []
+    paths = {suffix: out / f"report.{suffix}" for suffix in ("md", "csv", "json")}
+    paths["md"].write_text(markdown(found, directories, fl, fusion, plots, out))
+    write_csv(paths["csv"], [_csv_row(record) for record in groups] + fusion_records)
+    document = {
+        "directories": [str(d) for d in directories],
+        "fl": None if fl is None else {
+            "grouping_keys": fl.keys, "named_keys": fl.named, "baseline": fl.baseline, "method": method_text(fl),
+            "groups": groups,
+            "excluded": [{"path": str(e.path), "label": e.label, "reason": e.reason} for e in fl.excluded]},
+        "fusion": None if fusion is None else {
+            "records": fusion_records,
+            "sweeps": [{"setting": name, "mask_ratios": [s.ratio for s in settings]}
+                       for name, settings in fusion.sweeps]},
+        "unreadable": [{"path": str(item.path), "problem": item.problem} for item in found.unreadable],
+        "plots": [str(path) for paths_ in plots.values() for path in paths_],
+    }
+    paths["json"].write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return paths

@@ -1,0 +1,79 @@
+"""The federated part of the report as tables and text: per-panel group tables, comparisons, excluded runs."""
+
+from __future__ import annotations
+
+from fedtna.report.fl import FlAnalysis, Group
+from fedtna.report.settings import FL_CONTEXT, context, display_key
+from fedtna.report.table import TextTable
+
+METHOD_TEXT = (
+    "Runs are grouped by every setting that differs between them except the seed and bookkeeping keys "
+    "(output folders, logging, device, data location); each group shows mean ± sample std (n − 1) over its "
+    "seeds. Accuracies are recomputed from each run's metrics.jsonl: final = the last evaluated round, "
+    "best = the highest, last-5 = the mean of the last five evaluated rounds. "
+    "**Paired comparison:** runs with the same seed share partitions, client sampling and the initial model, "
+    "so each group is compared with the baseline group `{baseline}` that has the same values of the "
+    "non-method settings (method settings: `strategy.*`, `mask_ratio`, `mask.*`; when several baseline "
+    "groups fit, the one agreeing on most method settings). Δ is the mean over the seeds both groups have of "
+    "(last-5 accuracy of the group − last-5 accuracy of the baseline), in accuracy points; the 95% CI is "
+    "Δ ± t(0.975, n − 1) · s / √n with s the std of the n differences (scipy.stats.t); with one common seed "
+    "there is no CI. *wins* counts the seeds where the group's last-5 accuracy is higher. "
+    "Incomplete or failed runs (no summary.json, fewer metrics rows than num_rounds, a null/NaN final "
+    "accuracy) and repeats of a seed are listed below and never averaged in."
+)
+
+
+def _points(value: float) -> str:
+    return f"{100 * value:+.2f}"
+
+
+def _cells(analysis: FlAnalysis, group: Group) -> list[str]:
+    if group.is_baseline:
+        return ["baseline", "", ""]
+    comparison = analysis.comparison_of(group)
+    if comparison is None or comparison.result is None:
+        return ["–", comparison.note if comparison else "", ""]
+    result = comparison.result
+    return [_points(result.mean), result.ci_text(), f"{result.wins}/{result.n}"]
+
+
+def group_tables(analysis: FlAnalysis) -> list[TextTable]:
+    """One table per panel; a row per group."""
+    columns = ["setting", "seeds", "final acc %", "best acc %", "last-5 mean %", "Δ last-5 (pts)", "95% CI", "wins",
+               "rounds", "wall s/run"]
+    versus = f" (Δ: paired vs {analysis.baseline})" if analysis.baseline else ""
+    tables = []
+    for panel in analysis.panels:
+        table = TextTable(f"Federated runs{': ' + panel if panel else ''}{versus}", columns)
+        for group in (g for g in analysis.groups if g.panel == panel):
+            table.rows.append([group.method or group.label, str(len(group.runs)), group.final.text(),
+                               group.best.text(), group.last5.text(), *_cells(analysis, group), str(group.rounds),
+                               f"{group.wall.mean:.0f}" if group.wall else "–"])
+        tables.append(table)
+    return tables
+
+
+def excluded_table(analysis: FlAnalysis) -> TextTable | None:
+    if not analysis.excluded:
+        return None
+    table = TextTable("Incomplete, failed or repeated runs (not averaged)", ["run", "setting", "reason"])
+    for item in analysis.excluded:
+        table.rows.append([str(item.path), item.label or "–", item.reason])
+    return table
+
+
+def settings_sentence(keys: list[str], named: list[str], config: dict | None, shared_keys: tuple[str, ...]) -> str:
+    """Which settings differ (named ones and those following from them) and what all runs share."""
+    shared = context(config, shared_keys, keys) if config else ""
+    shared = f" Shared by all: {shared}." if shared else ""
+    if not keys:
+        return "No setting differs between the runs except the seed." + shared
+    text = "Settings that differ between runs: " + ", ".join(f"`{display_key(key)}`" for key in named) + "."
+    hidden = [key for key in keys if key not in named]
+    if hidden:
+        text += " Also differing, but following from those: " + ", ".join(f"`{key}`" for key in hidden) + "."
+    return text + shared
+
+
+def method_text(analysis: FlAnalysis) -> str:
+    return METHOD_TEXT.format(baseline=analysis.baseline or "(none: no strategy=fedavg runs; use --baseline)")

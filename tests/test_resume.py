@@ -1,0 +1,133 @@
+"""Checkpoints and exact resumption: an interrupted run, continued, equals the uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from fedtna.config import RunConfig
+from fedtna.errors import ConfigError
+from fedtna.fl.checkpoint import load_checkpoint
+from fedtna.fl.experiment import write_config
+from fedtna.fl.resume import resolve_resume
+from fedtna.fl.server_app import run_server
+from tests.conftest import InProcessGrid
+
+TIMING = ("seconds",)
+
+
+class KilledAfter(InProcessGrid):
+    """A grid whose server dies (like kill -9) when round ``kill_round`` starts training."""
+
+    def __init__(self, config: RunConfig, num_nodes: int, kill_round: int) -> None:
+        super().__init__(config, num_nodes)
+        self.kill_round = kill_round
+
+    def send_and_receive(self, messages, *, timeout=None):  # noqa: ANN001, ANN201
+        messages = list(messages)
+        if messages and messages[0].metadata.message_type == "train":
+            if int(messages[0].content["config"]["server-round"]) == self.kill_round:
+                raise KeyboardInterrupt("killed")
+        return super().send_and_receive(messages, timeout=timeout)
+
+
+def rows_of(run_dir: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{key: value for key, value in row.items() if key not in TIMING} for row in rows]
+
+
+def model_of(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "model.pt")
+
+
+@pytest.mark.parametrize("overrides", [("strategy=fedavg",),
+                                       ("strategy=fedpfn", "strategy.server=fedadam",
+                                        "+strategy.server_options.eta=0.01")],
+                         ids=["fedavg", "fedpfn+fedadam"])
+def test_interrupted_then_resumed_equals_uninterrupted(run_config_factory, overrides: tuple[str, ...]) -> None:
+    whole = run_config_factory(*overrides, "num_rounds=6", "fraction_train=0.5")
+    run_server(InProcessGrid(whole, 4), whole)
+
+    broken = run_config_factory(*overrides, "num_rounds=6", "fraction_train=0.5")
+    write_config(broken)
+    with pytest.raises(KeyboardInterrupt):
+        run_server(KilledAfter(broken, 4, kill_round=4), broken)
+    assert load_checkpoint(broken.output_dir).server_round == 3
+    assert len(rows_of(Path(broken.output_dir))) == 3
+    if "strategy.server=fedadam" in overrides:
+        assert load_checkpoint(broken.output_dir).server_state["m_t"]  # the moments travel with the checkpoint
+
+    resumed, finished = resolve_resume(replace(broken, resume=broken.output_dir), [f"resume={broken.output_dir}"])
+    assert finished is None
+    summary = run_server(InProcessGrid(resumed, 4), resumed)
+    assert summary["status"] == "completed" and summary["rounds"] == 6
+    assert rows_of(Path(broken.output_dir)) == rows_of(Path(whole.output_dir))
+    expected, got = model_of(Path(whole.output_dir)), model_of(Path(broken.output_dir))
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
+
+
+def test_resume_refuses_overrides_that_change_the_result(run_config_factory) -> None:
+    config = run_config_factory("num_rounds=2")
+    write_config(config)
+    run_server(InProcessGrid(config, 4), config)
+    again = replace(config, resume=config.output_dir, lr=0.5)
+    with pytest.raises(ConfigError, match=r"overrides \['lr'\] differ from the saved run"):
+        resolve_resume(again, [f"resume={config.output_dir}", "lr=0.5"])
+    neutral, _ = resolve_resume(replace(config, resume=config.output_dir, progress=False),
+                                [f"resume={config.output_dir}", "progress=false"])
+    assert neutral.lr == config.lr
+
+
+def test_auto_skips_a_finished_job_and_starts_a_new_one_fresh(run_config_factory) -> None:
+    config = run_config_factory("num_rounds=2")
+    fresh, finished = resolve_resume(replace(config, resume="auto"), ["resume=auto"])
+    assert finished is None and fresh.resume == "auto"
+    write_config(config)
+    run_server(InProcessGrid(config, 4), config)
+    _, finished = resolve_resume(replace(config, resume="auto"), ["resume=auto"])
+    assert finished is not None and finished["status"] == "completed" and finished["rounds"] == 2
+
+
+SMALL = ["num_clients=3", "num_rounds=6", "model=mlp", "model.hidden_sizes=[32]", "progress=false",
+         "print_config=false", "batch_size=64"]
+
+
+def _cli(*overrides: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fedtna.run", *SMALL, *overrides], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.mark.slow
+def test_kill_9_after_round_3_then_resume_is_identical(tmp_path: Path) -> None:
+    whole = _cli(f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()[-2000:]
+
+    killed_dir = tmp_path / "killed"
+    victim = _cli(f"hydra.run.dir={killed_dir}", cwd=tmp_path)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        checkpoint = load_checkpoint(killed_dir) if (killed_dir / "checkpoint.pkl").exists() else None
+        if checkpoint is not None and checkpoint.server_round >= 3:
+            os.killpg(victim.pid, signal.SIGKILL)  # the run and its Ray workers, mid-run
+            break
+        assert victim.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    victim.wait(timeout=60)
+    assert not (killed_dir / "model.pt").exists()
+    interrupted_at = load_checkpoint(killed_dir).server_round
+    assert 3 <= interrupted_at < 6
+
+    resumed = _cli(f"resume={killed_dir}", f"hydra.run.dir={tmp_path / 'resume-log'}", cwd=tmp_path)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()[-2000:]
+    assert rows_of(killed_dir) == rows_of(tmp_path / "whole")
+    expected, got = model_of(tmp_path / "whole"), model_of(killed_dir)
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
