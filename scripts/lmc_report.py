@@ -2,7 +2,7 @@
 
     python scripts/lmc_report.py run [--out multirun/lmc_report] [--seeds 0,1,2] [--models mlp,cnn]
                                      [--only all|main|sweep|why] [fedtna.lmc overrides ...]
-    python scripts/lmc_report.py table DIR [DIR ...]     # = python -m fedtna.report DIR [DIR ...]
+    python scripts/lmc_report.py table DIR [DIR ...]     # = python -m fedtna.report DIR [DIR ...] [options]
 
 ``run`` launches ``python -m fedtna.lmc -m ...`` multiruns (one torch thread each): ``main`` = every
 mode at rho = 0.4 for both inits, ``sweep`` = rho from 0 to 0.8 (MLP and CNN), ``why`` = one-factor
@@ -67,11 +67,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     run.add_argument("--models", default="mlp,cnn")
     run.add_argument("--only", choices=("all", "main", "sweep", "why"), default="all")
     run.add_argument("overrides", nargs="*", help="extra fedtna.lmc overrides, e.g. epochs=20")
-    table = commands.add_parser("table", help="= python -m fedtna.report DIR [DIR ...]")
-    table.add_argument("directories", nargs="+")
+    table = commands.add_parser("table", help="= python -m fedtna.report DIR [DIR ...] [--out OUT] ...")
+    table.add_argument("arguments", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "table":
-        report(args.directories)
+        report(args.arguments)
         return
     targets = run_all(args.out, args.seeds, args.models.split(","), args.overrides, args.only)
     report([str(target) for target in targets] + ["--out", str(args.out)])

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from flwr.app import Context, Message, RecordDict
+from flwr.app import Context, Error, Message, RecordDict
 from flwr.serverapp import Grid
 from fedtna.config import RunConfig
 from fedtna.config.entry import compose_run_config as compose_typed
@@ -62,7 +62,10 @@ class InProcessGrid(Grid):
         replies = []
         for message in messages:
             self.delivered.append(message)
-            replies.append(self.client_app(message, self.contexts[message.metadata.dst_node_id]))
+            try:
+                replies.append(self.client_app(message, self.contexts[message.metadata.dst_node_id]))
+            except Exception as error:  # as Flower's runtime does: a client exception becomes an error reply
+                replies.append(Message(Error(code=0, reason=f"{type(error).__name__}: {error}"), reply_to=message))
         return list(reversed(replies))
 
 

@@ -131,3 +131,27 @@ def test_kill_9_after_round_3_then_resume_is_identical(tmp_path: Path) -> None:
     assert rows_of(killed_dir) == rows_of(tmp_path / "whole")
     expected, got = model_of(tmp_path / "whole"), model_of(killed_dir)
     assert all(torch.equal(expected[key], got[key]) for key in expected)
+
+
+def test_a_diverging_run_stops_at_once_and_keeps_its_rounds(run_config_factory) -> None:
+    from fedtna.errors import RunFailedError
+
+    config = run_config_factory("lr=50", "num_rounds=3")
+    with pytest.raises(RunFailedError, match=r"round 1 .* not finite: the run diverged, the client learning rate "
+                                             r"lr=50.0 is likely too high"):
+        run_server(InProcessGrid(config, 4), config)
+    summary = json.loads((Path(config.output_dir) / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["rounds"] == 0
+
+
+def test_a_global_model_gone_non_finite_fails_the_run_after_recording_the_round(run_config_factory,
+                                                                               monkeypatch) -> None:
+    """FedAdam with a huge server step diverges on the server side: the round is kept, the run stops."""
+    from fedtna.errors import RunFailedError
+
+    config = run_config_factory("strategy.server=fedadam", "+strategy.server_options.eta=1e38",
+                                "+strategy.server_options.tau=1e-38", "num_rounds=4")
+    with pytest.raises(RunFailedError, match=r"the run diverged .* lr="):
+        run_server(InProcessGrid(config, 4), config)
+    rows = rows_of(Path(config.output_dir))
+    assert rows and rows[-1]["test_loss"] is None

@@ -91,3 +91,24 @@ def test_unknown_group_option_lists_choices(tmp_path: Path) -> None:
     result = run_cli("strategy=fedsgd", f"hydra.run.dir={tmp_path}", timeout=120)
     assert result.returncode != 0
     assert "fedavg" in result.stderr and "fedpnu" in result.stderr
+
+
+def test_wandb_online_without_credentials_is_one_line_before_ray(tmp_path: Path) -> None:
+    import os
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WANDB_")}
+    env["NETRC"] = str(tmp_path / "no-netrc")
+    result = subprocess.run([sys.executable, "-m", "fedtna.run", "wandb.mode=online", "print_config=false",
+                             f"hydra.run.dir={tmp_path}"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "wandb.mode=online needs a wandb API key" in lines[0]
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_a_diverging_run_exits_nonzero_naming_round_and_lr(tmp_path: Path) -> None:
+    result = run_cli(*SMALL, "lr=50", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "error: round 1 (train)" in result.stderr and "lr=50.0 is likely too high" in result.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"

@@ -25,7 +25,7 @@ from fedtna.fl.checkpoint import Checkpoint, capture_server_state, load_checkpoi
 from fedtna.fl.results import RunRecorder
 from fedtna.fl.rounds import run_rounds
 from fedtna.fl.strategies import build_strategy
-from fedtna.fl.strategies.base import as_array_record
+from fedtna.fl.strategies.base import ClientFailureError, as_array_record
 from fedtna.training import evaluate
 
 NODE_WAIT_SECONDS = 600.0
@@ -91,7 +91,8 @@ def run_server(grid: Grid, config: RunConfig) -> dict[str, Any]:
         recorder.record_round(server_round, {**metrics, **row})
         if diverged:
             raise RunFailedError(f"round {server_round}: the run diverged ({', '.join(diverged[:3])} not finite); "
-                                 f"the client learning rate lr={config.lr} is likely too high")
+                                 f"the learning rate (client lr={config.lr}, or a server optimizer's step) is "
+                                 "likely too high")
         if server_round % config.checkpoint_every == 0 or server_round == config.num_rounds:
             save_checkpoint(output_dir, Checkpoint(server_round, {k: v.numpy() for k, v in arrays.items()},
                                                    recorder.rows, capture_server_state(strategy)))
@@ -99,8 +100,14 @@ def run_server(grid: Grid, config: RunConfig) -> dict[str, Any]:
     status = "failed"
     try:
         first_round = checkpoint.server_round + 1 if checkpoint is not None else 1
-        arrays = run_rounds(strategy, grid, arrays, first_round, config.num_rounds, config.round_timeout,
-                            end_of_round)
+        try:
+            arrays = run_rounds(strategy, grid, arrays, first_round, config.num_rounds, config.round_timeout,
+                                end_of_round)
+        except ClientFailureError as error:
+            if not error.non_finite_updates:
+                raise
+            raise RunFailedError(f"{error}; {error.non_finite_updates} client update(s) were not finite: the run "
+                                 f"diverged, the client learning rate lr={config.lr} is likely too high") from None
         if config.save_model:
             torch.save(arrays.to_torch_state_dict(), output_dir / "model.pt")
         status = "completed"

@@ -37,51 +37,57 @@ def machine_cpus() -> int:
     return max(1, cpus)
 
 
-def _launcher_settings() -> tuple[dict[str, Any], dict[str, Any]]:
-    """``hydra.launcher`` and ``hydra.sweeper`` of the Hydra job running this process ({} outside Hydra)."""
+def _hydra_setting(path: str) -> Any:
+    """A resolved value of the Hydra multirun job running this process (``launcher.n_jobs``, ...);
+    None in a single run, outside Hydra (deployment, tests) or when the launcher has no such key."""
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
         from omegaconf import OmegaConf
 
         if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-            return {}, {}
-        hydra_config = HydraConfig.get()
-        launcher = OmegaConf.to_container(hydra_config.launcher, resolve=False) or {}
-        sweeper = OmegaConf.to_container(hydra_config.sweeper, resolve=False) or {}
-        return dict(launcher), dict(sweeper)  # type: ignore[arg-type]
+            return None
+        return OmegaConf.select(HydraConfig.get(), path, default=None)
     except Exception:  # noqa: BLE001 - no Hydra job: one job on the machine
-        return {}, {}
+        return None
+
+
+def _launcher_is(name: str) -> bool:
+    return name in str(_hydra_setting("launcher._target_") or "")
 
 
 def jobs_per_machine(config: RunConfig) -> int:
     """How many fedtna jobs share this machine at once: ``simulation.jobs_per_machine``, else the joblib
-    launcher's ``n_jobs`` (capped by an Optuna sweeper's batch size ``n_jobs``), else 1."""
+    launcher's ``n_jobs`` (capped by the sweeper's batch: Optuna's ``n_jobs``, basic ``max_batch_size``),
+    else 1 (the basic launcher runs jobs one after another)."""
     if config.simulation.jobs_per_machine is not None:
         return config.simulation.jobs_per_machine
-    launcher, sweeper = _launcher_settings()
-    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
+    n_jobs = _hydra_setting("launcher.n_jobs") if _launcher_is("joblib") else None
     if not isinstance(n_jobs, int) or n_jobs == 0:
         return 1
     if n_jobs < 0:  # joblib: -1 = one job per CPU, -2 = all CPUs but one, ...
         import joblib
 
         n_jobs = max(1, joblib.cpu_count() + 1 + n_jobs)
-    batch = sweeper.get("n_jobs")
-    if isinstance(batch, int) and batch >= 1:  # the Optuna sweeper launches n_jobs trials at a time
+    batch = _hydra_setting("sweeper.n_jobs")
+    if batch is None:
+        batch = _hydra_setting("sweeper.max_batch_size")
+    if isinstance(batch, int) and batch >= 1:
         n_jobs = min(n_jobs, batch)
     return n_jobs
 
 
 def ray_num_cpus(config: RunConfig) -> int:
-    """The CPUs this job's Ray may use: ``simulation.num_cpus``, else a Slurm/submitit launcher's
-    ``cpus_per_task``, else this process's CPUs divided by the jobs running at once on the machine."""
-    if config.simulation.num_cpus is not None:
-        return config.simulation.num_cpus
-    launcher, _ = _launcher_settings()
-    cpus_per_task = launcher.get("cpus_per_task") if "submitit" in str(launcher.get("_target_", "")) else None
-    if isinstance(cpus_per_task, int) and cpus_per_task >= 1:
-        return min(cpus_per_task, machine_cpus())
+    """The CPUs this job's Ray may use: ``simulation.num_cpus``; else this process's CPUs divided by an
+    explicit ``simulation.jobs_per_machine``; else a submitit launcher's ``cpus_per_task`` (Slurm, local);
+    else this process's CPUs divided by the joblib launcher's parallel jobs (1 for the basic launcher)."""
+    simulation = config.simulation
+    if simulation.num_cpus is not None:
+        return simulation.num_cpus
+    if simulation.jobs_per_machine is None and _launcher_is("submitit"):
+        cpus_per_task = _hydra_setting("launcher.cpus_per_task")
+        if isinstance(cpus_per_task, int) and cpus_per_task >= 1:
+            return min(cpus_per_task, machine_cpus())
     return max(1, machine_cpus() // jobs_per_machine(config))
 
 

@@ -17,7 +17,8 @@ def parser() -> argparse.ArgumentParser:
         prog="fedtna-report",
         description="Tables, paired comparisons and plots for every fedtna.run / fedtna.lmc run under the folders. "
                     "Writes report.md, report.csv, report.json and PNG plots.")
-    parser.add_argument("directories", nargs="+", type=Path, metavar="DIR", help="sweep or run folders (searched recursively)")
+    parser.add_argument("directories", nargs="+", type=Path, metavar="DIR",
+                        help="sweep or run folders (searched recursively)")
     parser.add_argument("--out", type=Path, default=None, help="where to write the report (default: the first DIR)")
     parser.add_argument("--baseline", default=None, metavar="KEY=VALUE",
                         help="the baseline of the paired comparison, e.g. strategy=fedavg (the default when "

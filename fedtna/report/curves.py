@@ -27,7 +27,8 @@ def _draw(axes, group: Group, key: str, scale: float, colour, name: str) -> None
     mean, std = mean_band(curves)
     marker = "o" if len(rounds) <= 30 else None
     axes.plot(rounds, mean * scale, color=colour, marker=marker, markersize=3.5, linewidth=1.8,
-              label=f"{name} (n={len(group.runs)}{', baseline' if group.is_baseline else ''})", linestyle="--" if group.is_baseline else "-")
+              label=f"{name} (n={len(group.runs)}{', baseline' if group.is_baseline else ''})",
+              linestyle="--" if group.is_baseline else "-")
     if std is not None:
         axes.fill_between(rounds, (mean - std) * scale, (mean + std) * scale, color=colour, alpha=0.18, linewidth=0)
 
@@ -59,7 +60,7 @@ def plot_curves(analysis: FlAnalysis, out: Path) -> list[Path]:
         groups = [group for group in analysis.groups if group.panel == panel]
         seeds = sorted({len(group.runs) for group in groups})
         spread = "mean ± 1 std over seeds" if max(seeds) > 1 else "one seed"
-        shared = context(groups[0].runs[0].config, FL_CONTEXT, analysis.keys, width=140)
+        shared = context(groups[0].runs[0].config, FL_CONTEXT, analysis.varying, width=140)
         title = f"{panel or 'federated runs'} — {spread}\n{shared}"
         name = "curves.png" if len(panels) == 1 else f"curves-{slug(panel)}.png"
         paths.append(plot_panel(groups, title, palette, out / name))

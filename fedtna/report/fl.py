@@ -57,6 +57,7 @@ class Excluded:
 @dataclass(frozen=True)
 class FlAnalysis:
     keys: list[str]  # grouping keys: settings that differ between runs
+    varying: list[str]  # the grouping keys and num_rounds if it differs (not "shared by all")
     named: list[str]  # the grouping keys labels name
     groups: list[Group]
     comparisons: list[Comparison]
@@ -81,7 +82,7 @@ def _make_group(runs: Sequence[FlRun], keys: Sequence[str], named: Sequence[str]
     walls = [run.wall_seconds for run in runs if run.wall_seconds is not None]
     return Group(
         settings={key: config.get(key, MISSING) for key in keys},
-        label=label(config, named) or label(config, ["strategy.name"] if "strategy.name" in config else []) or "all runs",
+        label=label(config, named) or label(config, ["strategy.name"]) or "all runs",
         panel=label(config, [key for key in named if not is_method_key(key)]),
         method=label(config, [key for key in named if is_method_key(key)]),
         runs=tuple(runs), is_baseline=baseline is not None and baseline.selects(config),
@@ -102,9 +103,11 @@ def _check_horizon(runs: Sequence[FlRun], named: Sequence[str]) -> None:
 
 def _comparison(group: Group, candidates: Sequence[Group], baseline: Selector) -> Comparison:
     panel = {key: value for key, value in group.settings.items() if not is_method_key(key)}
-    same_panel = [c for c in candidates if all(c.settings[key] == value for key, value in panel.items())]
+    same_panel = [c for c in candidates if all(c.settings[key] == value for key, value in panel.items())
+                  and c.runs[0].num_rounds == group.runs[0].num_rounds]
     if not same_panel:
-        return Comparison(group, None, None, f"no {baseline.text} runs with {group.panel or 'these settings'}")
+        where = " ".join(filter(None, [group.panel, f"num_rounds={group.runs[0].num_rounds}"]))
+        return Comparison(group, None, None, f"no {baseline.text} runs with {where}")
     ignore = baseline.keys(group.runs[0].config)
 
     def score(candidate: Group) -> int:
@@ -162,4 +165,5 @@ def analyse_fl(runs: Sequence[FlRun], baseline_text: str | None = None) -> FlAna
     if selector is not None:
         baselines = [group for group in groups if group.is_baseline]
         comparisons = [_comparison(group, baselines, selector) for group in groups if not group.is_baseline]
-    return FlAnalysis(keys, named, groups, comparisons, excluded, selector.text if selector else None)
+    return FlAnalysis(keys, differing_keys(configs), named, groups, comparisons, excluded,
+                      selector.text if selector else None)

@@ -1,4 +1,4 @@
-"""Interpolation curves of lmc.json runs: accuracy and loss along alpha, one line per mode (mean ± 1 std over seeds)."""
+"""Interpolation curves of lmc.json runs: accuracy and loss along alpha per mode (mean ± 1 std over seeds)."""
 
 from __future__ import annotations
 
@@ -48,5 +48,9 @@ def plot_fusion(analysis: FusionAnalysis, out: Path) -> list[Path]:
     """One PNG per setting (``fusion.png`` when there is one)."""
     palette = colours([*MODE_LABELS, *(mode for setting in analysis.settings for mode in setting.modes)])
     single = len(analysis.settings) == 1
-    return [plot_setting(s, palette, context(s.runs[0].config, LMC_CONTEXT, analysis.keys, width=140), out / ("fusion.png" if single else f"fusion-{slug(s.label)}.png"))
-            for s in analysis.settings]
+    paths = []
+    for setting in analysis.settings:
+        shared = context(setting.runs[0].config, LMC_CONTEXT, analysis.keys, width=140)
+        name = "fusion.png" if single else f"fusion-{slug(setting.label)}.png"
+        paths.append(plot_setting(setting, palette, shared, out / name))
+    return paths

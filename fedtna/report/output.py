@@ -40,7 +40,8 @@ def group_record(analysis: FlAnalysis, group: Group) -> dict[str, Any]:
         "wall_seconds": _stats(group.wall),
         "comparison": None if comparison is None else {
             "baseline": comparison.baseline.label if comparison.baseline else None, "note": comparison.note,
-            "common_seeds": list(result.seeds) if result else [], "differences": list(result.differences) if result else [],
+            "common_seeds": list(result.seeds) if result else [],
+            "differences": list(result.differences) if result else [],
             "mean_difference": result.mean if result else None, "ci95_low": result.low if result else None,
             "ci95_high": result.high if result else None, "wins": result.wins if result else None},
     }
@@ -78,12 +79,13 @@ def _link(path: Path, out: Path) -> str:
 def markdown(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | None, fusion: FusionAnalysis | None,
              plots: dict[str, list[Path]], out: Path) -> str:
     complete = sum(run.problem is None for run in found.fl)
-    lines = ["# fedtna report", "",
-             f"Read from {', '.join(f'`{d}`' for d in directories)}: {len(found.fl)} federated runs "
-             f"({complete} complete), {len(found.lmc)} fusion runs (lmc.json). Accuracies in %.", ""]
+    counts = ([f"{len(found.fl)} federated run{'s' * (len(found.fl) != 1)} ({complete} complete)"] if found.fl else []) \
+        + ([f"{len(found.lmc)} fusion run{'s' * (len(found.lmc) != 1)} (lmc.json)"] if found.lmc else [])
+    lines = ["# fedtna report", "", f"Read from {', '.join(f'`{d}`' for d in directories)}: "
+             f"{', '.join(counts)}. Accuracies in %.", ""]
     if fl is not None:
         config = fl.groups[0].runs[0].config if fl.groups else None
-        lines += ["## Federated runs", "", settings_sentence(fl.keys, fl.named, config, FL_CONTEXT), ""]
+        lines += ["## Federated runs", "", settings_sentence(fl.keys, fl.named, config, FL_CONTEXT, fl.varying), ""]
         curves = dict(zip(fl.panels, plots.get("curves", [])))
         for table, panel in zip(group_tables(fl), fl.panels):
             lines += [f"### {panel or 'All runs'}", "", table.markdown(), ""]
@@ -98,8 +100,8 @@ def markdown(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | Non
                   else ["All runs are complete.", ""])
     if fusion is not None:
         config = fusion.settings[0].runs[0].config
-        lines += ["## Model fusion (lmc.json)", "", settings_sentence(fusion.keys, fusion.named, config, LMC_CONTEXT),
-                  "", FUSION_TEXT, ""]
+        lines += ["## Model fusion (lmc.json)", "",
+                  settings_sentence(fusion.keys, fusion.named, config, LMC_CONTEXT), "", FUSION_TEXT, ""]
         headline = headline_table(fusion)
         if headline.rows:
             lines += ["### Vanilla vs TNA-PFN", "", headline.markdown(), ""]

@@ -52,8 +52,8 @@ def legend(figure, axes) -> None:  # noqa: ANN001
     """One legend for the figure, below the plots, so it never hides a line."""
     handles, labels = axes.get_legend_handles_labels()
     if handles:
-        figure.legend(handles, labels, loc="outside lower center", ncols=len(handles) if len(handles) <= 5 else -(-len(handles) // 2), fontsize=9,
-                      frameon=False)
+        columns = len(handles) if len(handles) <= 5 else -(-len(handles) // 2)
+        figure.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=9, frameon=False)
 
 
 def save(figure, path: Path) -> Path:  # noqa: ANN001

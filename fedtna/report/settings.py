@@ -78,7 +78,8 @@ def label_keys(configs: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> lis
 
     A key is left out only when its values follow from the keys already named *and* it is a
     ``_target_``, lies in the config group of a named ``*.name`` key (``strategy.pnu_split`` under
-    ``strategy=fedpnu``), or is missing from some runs. ``*.name`` keys are considered first.
+    ``strategy=fedpnu``), or is missing from some runs. ``*.name`` keys are considered first; method
+    keys come first in the result (``strategy=fedpnu partition.alpha=0.1``).
     """
     order = sorted(range(len(keys)), key=lambda i: (0 if keys[i].endswith(".name") else
                                                        2 if "_target_" in keys[i] else 1, i))
@@ -92,7 +93,8 @@ def label_keys(configs: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> lis
         if split > classes or not follows:
             named.append(key)
             classes = split
-    return [key for key in keys if key in named]
+    in_order = [key for key in keys if key in named]
+    return [key for key in in_order if is_method_key(key)] + [key for key in in_order if not is_method_key(key)]
 
 
 def label(config: Mapping[str, Any], keys: Iterable[str]) -> str:

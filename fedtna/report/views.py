@@ -62,9 +62,10 @@ def excluded_table(analysis: FlAnalysis) -> TextTable | None:
     return table
 
 
-def settings_sentence(keys: list[str], named: list[str], config: dict | None, shared_keys: tuple[str, ...]) -> str:
+def settings_sentence(keys: list[str], named: list[str], config: dict | None, shared_keys: tuple[str, ...],
+                      varying: list[str] | None = None) -> str:
     """Which settings differ (named ones and those following from them) and what all runs share."""
-    shared = context(config, shared_keys, keys) if config else ""
+    shared = context(config, shared_keys, varying if varying is not None else keys) if config else ""
     shared = f" Shared by all: {shared}." if shared else ""
     if not keys:
         return "No setting differs between the runs except the seed." + shared

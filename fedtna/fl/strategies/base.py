@@ -29,6 +29,7 @@ from fedtna.fl.schedules import get_schedule
 from fedtna.masks import FixedMasks, derive_seed, masks_checksum
 
 NUM_EXAMPLES = "num-examples"
+NON_FINITE = "holds NaN or Inf"
 
 
 class MaskMismatchError(FedtnaError):
@@ -37,6 +38,10 @@ class MaskMismatchError(FedtnaError):
 
 class ClientFailureError(RunFailedError):
     """Too few clients of a round sent a valid update (``min_clients_fraction``; at least one)."""
+
+    def __init__(self, message: str, non_finite_updates: int = 0) -> None:
+        super().__init__(message)
+        self.non_finite_updates = non_finite_updates
 
 
 def sample_size(num_clients: int, fraction: float) -> int:
@@ -143,13 +148,14 @@ class SeededStrategy(FedAvg):
         for reply in failed:
             log(WARNING, "round %s %s: client of partition %s failed: %s", server_round, kind,
                 self.partition_of_node.get(reply.metadata.src_node_id), reply.error.reason)
-        valid, rejected = [], 0
+        valid, rejected, non_finite = [], 0, 0
         for reply in (reply for reply in replies if not reply.has_error()):
             problem = self.update_problem(reply) if kind == "train" else None
             if problem is None:
                 valid.append(reply)
                 continue
             rejected += 1
+            non_finite += problem.endswith(NON_FINITE)
             log(WARNING, "round %s: rejected the update of partition %s: %s", server_round,
                 self.partition_of_node.get(reply.metadata.src_node_id), problem)
         self.failed_clients, self.rejected_clients = len(failed), rejected
@@ -160,7 +166,7 @@ class SeededStrategy(FedAvg):
             raise ClientFailureError(
                 f"round {server_round} ({kind}): {len(valid)} valid of {sampled} sampled clients, {len(failed)} "
                 f"failed, {rejected} rejected; need {needed} (min_clients_fraction={self.min_clients_fraction})"
-                + (f": {reasons}" if reasons else ""))
+                + (f": {reasons}" if reasons else ""), non_finite_updates=non_finite)
         return sorted(valid, key=lambda reply: self.partition_of_node.get(reply.metadata.src_node_id, 0))
 
     def update_problem(self, reply: Message) -> str | None:
@@ -169,15 +175,16 @@ class SeededStrategy(FedAvg):
         arrays = reply.content[self.arrayrecord_key] if self.arrayrecord_key in reply.content else None
         if arrays is None:
             return "no arrays in the reply"
-        if set(arrays.keys()) != set(self.previous_arrays.keys()):
-            return f"keys differ from the global model's ({sorted(set(arrays.keys()) ^ set(self.previous_arrays.keys()))[:3]} ...)"
+        differing = sorted(set(arrays.keys()) ^ set(self.previous_arrays.keys()))
+        if differing:
+            return f"its keys differ from the global model's: {differing[:3]}"
         for key in self.previous_arrays.keys():
             sent, got = self.previous_arrays[key], arrays[key]
             if tuple(got.shape) != tuple(sent.shape) or got.dtype != sent.dtype:
                 return f"{key} is {got.dtype}{list(got.shape)}, expected {sent.dtype}{list(sent.shape)}"
             values = got.numpy()
             if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
-                return f"{key} holds NaN or Inf"
+                return f"{key} {NON_FINITE}"
         examples = reply.content["metrics"].get(NUM_EXAMPLES, 0) if "metrics" in reply.content else 0
         if not examples or examples <= 0:
             return f"{NUM_EXAMPLES}={examples!r} is not a positive count"

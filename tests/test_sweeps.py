@@ -1,0 +1,191 @@
+"""Sweeps: Ray sized per job for parallel launchers, joblib / submitit_local end to end, wandb
+grouping of a sweep (offline), an Optuna search. The end-to-end tests start subprocesses (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import open_dict
+
+from fedtna.config.checks import check_run_config
+from fedtna.config.entry import CONF_DIR, compose_run_config
+from fedtna.errors import ConfigError
+from fedtna.fl.results import WandbLogger
+from fedtna.fl.simulation import backend_config, jobs_per_machine, machine_cpus, ray_num_cpus
+
+TINY = ["num_clients=3", "num_rounds=2", "model=mlp", "model.hidden_sizes=[32]", "progress=false",
+        "print_config=false"]
+
+
+# ---- Ray sizing and wandb identity, read from the Hydra job (fast, in-process) ----------------------
+
+@contextmanager
+def hydra_job(*overrides: str, multirun: bool = True) -> Iterator[None]:
+    """Make this process look like a Hydra job composed with ``overrides`` (what a launcher sets up)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN if multirun else RunMode.RUN
+    HydraConfig.instance().set_config(cfg)
+    try:
+        yield
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def test_outside_hydra_one_job_gets_the_whole_machine(tmp_path: Path) -> None:
+    config = compose_run_config([], tmp_path)
+    assert jobs_per_machine(config) == 1 and ray_num_cpus(config) == machine_cpus()
+    assert backend_config(config)["init_args"]["address"] == "local"  # never joins another Ray
+    assert ray_num_cpus(compose_run_config(["simulation.num_cpus=3"], tmp_path)) == 3
+
+
+def test_joblib_jobs_share_the_machine(tmp_path: Path) -> None:
+    config = compose_run_config([], tmp_path)
+    with hydra_job("hydra/launcher=joblib", "hydra.launcher.n_jobs=2"):
+        assert jobs_per_machine(config) == 2
+        assert ray_num_cpus(config) == max(1, machine_cpus() // 2)
+        assert backend_config(config)["init_args"]["num_cpus"] == max(1, machine_cpus() // 2)
+        assert ray_num_cpus(compose_run_config(["simulation.num_cpus=3"], tmp_path)) == 3  # explicit wins
+        assert jobs_per_machine(compose_run_config(["simulation.jobs_per_machine=5"], tmp_path)) == 5
+    with hydra_job("hydra/launcher=joblib", "hydra.launcher.n_jobs=-1"):  # joblib: one job per CPU
+        import joblib
+
+        assert jobs_per_machine(config) == joblib.cpu_count()
+    with hydra_job("hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "hydra/sweeper=optuna",
+                   "hydra.sweeper.n_jobs=2"):  # Optuna launches 2 trials at a time
+        assert jobs_per_machine(config) == 2
+    with hydra_job("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", multirun=False):
+        assert jobs_per_machine(config) == 1
+
+
+def test_basic_and_submitit_launchers(tmp_path: Path) -> None:
+    config = compose_run_config([], tmp_path)
+    with hydra_job():  # basic launcher: jobs run one after another
+        assert jobs_per_machine(config) == 1 and ray_num_cpus(config) == machine_cpus()
+    with hydra_job("hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1"):
+        assert ray_num_cpus(config) == 1
+    with hydra_job("hydra/launcher=slurm"):  # the example Slurm config asks for 8 CPUs per task
+        assert ray_num_cpus(config) == min(8, machine_cpus())
+
+
+def test_jobs_per_machine_is_range_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"simulation.jobs_per_machine=0 is outside the allowed range"):
+        check_run_config(compose_run_config(["simulation.jobs_per_machine=0"], tmp_path))
+
+
+def test_wandb_identity_single_run_and_sweep(tmp_path: Path) -> None:
+    config = compose_run_config(["wandb.group=g", "strategy=fedpnu"], tmp_path)
+    plain = {"strategy": {"name": "fedpnu"}}
+    assert WandbLogger.run_identity(config.wandb, plain) == {"group": "g", "name": None}
+    with hydra_job("strategy=fedpnu", "seed=3", "hydra.sweep.dir=sweeps/s1"):
+        bare = compose_run_config([], tmp_path).wandb
+        assert WandbLogger.run_identity(bare, plain) == {"group": "sweeps/s1", "job_type": "fedpnu",
+                                                         "name": "seed=3,strategy=fedpnu"}
+        assert WandbLogger.run_identity(config.wandb, plain)["group"] == "g"  # an explicit group is kept
+
+
+# ---- end to end: a multirun in a subprocess ---------------------------------------------------------
+
+def multirun(tmp_path: Path, *overrides: str, env: dict[str, str] | None = None) -> Path:
+    sweep_dir = tmp_path / "sweep"
+    result = subprocess.run([sys.executable, "-m", "fedtna.run", "-m", *TINY, *overrides,
+                             f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep_dir
+
+
+def summaries(sweep_dir: Path) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(sweep_dir.glob("*/summary.json"))]
+
+
+@pytest.mark.slow
+def test_joblib_runs_two_jobs_at_once_each_with_its_share(tmp_path: Path) -> None:
+    sweep_dir = multirun(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1")
+    runs = summaries(sweep_dir)
+    assert len(runs) == 2 and sorted(run["seed"] for run in runs) == [0, 1]
+    assert all(run["rounds"] == 2 and run["ray_num_cpus"] == max(1, machine_cpus() // 2) for run in runs)
+
+
+@pytest.mark.slow
+def test_submitit_local_runs_two_jobs(tmp_path: Path) -> None:
+    sweep_dir = multirun(tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1",
+                         "hydra.launcher.timeout_min=10", "seed=0,1")
+    runs = summaries(sweep_dir)
+    assert len(runs) == 2 and sorted(run["seed"] for run in runs) == [0, 1]
+    assert all(run["rounds"] == 2 and run["ray_num_cpus"] == 1 for run in runs)
+
+
+def wandb_run_records(path: Path) -> list:
+    """The ``run`` records of an offline ``.wandb`` file (W&B's LevelDB-style log of protobuf Records):
+    a 7-byte file header, then 32 KiB blocks of chunks, each with a 7-byte header (CRC, length, type)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block = path.read_bytes(), 32768
+    assert data[:4] == b":W&B"
+    position, pending, runs = 7, b"", []
+    while position + 7 <= len(data):
+        left = block - position % block
+        if left < 7:
+            position += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        if kind == 0 and length == 0:  # zero padding to the end of the block
+            position += left
+            continue
+        pending += data[position + 7:position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):  # a full record, or the last chunk of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            if record.WhichOneof("record_type") == "run":
+                runs.append(record.run)
+    return runs
+
+
+@pytest.mark.slow
+def test_wandb_offline_sweep_is_one_group_with_a_job_type_per_strategy(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "WANDB_MODE"}
+    env["WANDB_SILENT"] = "true"
+    sweep_dir = multirun(tmp_path, "strategy=fedavg,fedpfn", "wandb.mode=offline", "wandb.project=fedtna-test",
+                         env=env)
+    job_dirs = sorted(path for path in sweep_dir.iterdir() if path.is_dir() and not path.name.startswith("."))
+    assert len(job_dirs) == 2
+    for job_dir, strategy in zip(job_dirs, ("fedavg", "fedpfn")):
+        offline = list((job_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+        assert len(offline) == 1, job_dir
+        runs = wandb_run_records(offline[0])
+        assert runs, "no run record in the offline file"
+        run = runs[-1]
+        assert run.run_group == str(sweep_dir)
+        assert run.job_type == strategy
+        assert run.display_name == job_dir.name.split("_", 1)[1]  # the job's override string
+        assert run.project == "fedtna-test"
+
+
+@pytest.mark.slow
+def test_optuna_search_writes_the_best_parameters(tmp_path: Path) -> None:
+    sweep_dir = multirun(tmp_path, "+experiment=optuna_search", "hydra.sweeper.n_trials=2")
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["name"] == "optuna"
+    assert set(results["best_params"]) == {"mask_ratio", "lr"}
+    assert 0.1 <= results["best_params"]["mask_ratio"] <= 0.8
+    assert 0.005 <= results["best_params"]["lr"] <= 0.2
+    runs = summaries(sweep_dir)
+    assert len(runs) == 2 and all(run["strategy"] == "fedpfn" for run in runs)
+    assert results["best_value"] == pytest.approx(max(run["last5_mean_test_accuracy"] for run in runs))
