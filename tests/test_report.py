@@ -150,6 +150,13 @@ def test_different_num_rounds_in_one_setting_are_refused(tmp_path: Path, capsys:
     assert len(lines) == 1 and lines[0].startswith("error: ") and "different num_rounds" in lines[0]
 
 
+def test_groups_of_different_num_rounds_are_not_paired(tmp_path: Path) -> None:
+    fake_run(tmp_path, "avg", seed=0, accuracies=[0.5, 0.6, 0.7])
+    fake_run(tmp_path, "pnu", seed=0, strategy="fedpnu", accuracies=[0.5, 0.6])
+    (comparison,) = analyse_fl(find_runs([tmp_path]).fl).comparisons
+    assert comparison.result is None and "num_rounds=2" in comparison.note
+
+
 def test_report_numbers_equal_those_recomputed_from_metrics(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     rng = random.Random(7)
     for strategy in ("fedavg", "fedpnu"):

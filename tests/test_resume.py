@@ -97,22 +97,24 @@ def test_auto_skips_a_finished_job_and_starts_a_new_one_fresh(run_config_factory
     assert finished is not None and finished["status"] == "completed" and finished["rounds"] == 2
 
 
-SMALL = ["num_clients=3", "num_rounds=6", "model=mlp", "model.hidden_sizes=[32]", "progress=false",
+SMALL = ["num_clients=3", "model=mlp", "model.hidden_sizes=[32]", "progress=false",
          "print_config=false", "batch_size=64"]
 
 
 def _cli(*overrides: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "fedtna.run", *SMALL, *overrides], cwd=cwd,
+    flags = [item for item in overrides if item.startswith("-")]
+    overrides = tuple(item for item in overrides if not item.startswith("-"))
+    return subprocess.Popen([sys.executable, "-m", "fedtna.run", *flags, *SMALL, *overrides], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 @pytest.mark.slow
 def test_kill_9_after_round_3_then_resume_is_identical(tmp_path: Path) -> None:
-    whole = _cli(f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
+    whole = _cli("num_rounds=6", f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
     assert whole.wait(timeout=600) == 0, whole.stderr.read()[-2000:]
 
     killed_dir = tmp_path / "killed"
-    victim = _cli(f"hydra.run.dir={killed_dir}", cwd=tmp_path)
+    victim = _cli("num_rounds=6", f"hydra.run.dir={killed_dir}", cwd=tmp_path)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         checkpoint = load_checkpoint(killed_dir) if (killed_dir / "checkpoint.pkl").exists() else None
@@ -155,3 +157,34 @@ def test_a_global_model_gone_non_finite_fails_the_run_after_recording_the_round(
         run_server(InProcessGrid(config, 4), config)
     rows = rows_of(Path(config.output_dir))
     assert rows and rows[-1]["test_loss"] is None
+
+
+@pytest.mark.slow
+def test_a_killed_multirun_resumes_skipping_finished_jobs(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    common = ["-m", "seed=0,1", "num_rounds=4", f"hydra.sweep.dir={sweep}"]
+    victim = _cli(*common, cwd=tmp_path)
+    deadline = time.monotonic() + 600
+    second = None
+    while time.monotonic() < deadline and second is None:
+        for folder in sweep.glob("1_*"):
+            checkpoint = load_checkpoint(folder) if (folder / "checkpoint.pkl").exists() else None
+            if checkpoint is not None and checkpoint.server_round >= 2:
+                second = folder
+        assert victim.poll() is None, "the sweep ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=60)
+    (first,) = sweep.glob("0_*")
+    first_summary = (first / "summary.json").read_text()
+    assert not (second / "summary.json").exists() or json.loads((second / "summary.json").read_text())["status"] != \
+        "completed"
+
+    again = _cli(*common, "resume=auto", cwd=tmp_path)
+    assert again.wait(timeout=600) == 0, again.stderr.read()[-2000:]
+    assert (first / "summary.json").read_text() == first_summary  # finished job skipped, not rerun
+    assert sorted(path.name for path in sweep.iterdir() if path.is_dir() and path.name[0].isdigit()) == \
+        [first.name, second.name]
+    summary = json.loads((second / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["rounds"] == 4
+    assert [row["round"] for row in rows_of(second)] == [1, 2, 3, 4]
