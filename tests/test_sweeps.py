@@ -113,23 +113,6 @@ def summaries(sweep_dir: Path) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted(sweep_dir.glob("*/summary.json"))]
 
 
-@pytest.mark.slow
-def test_joblib_runs_two_jobs_at_once_each_with_its_share(tmp_path: Path) -> None:
-    sweep_dir = multirun(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1")
-    runs = summaries(sweep_dir)
-    assert len(runs) == 2 and sorted(run["seed"] for run in runs) == [0, 1]
-    assert all(run["rounds"] == 2 and run["ray_num_cpus"] == max(1, machine_cpus() // 2) for run in runs)
-
-
-@pytest.mark.slow
-def test_submitit_local_runs_two_jobs(tmp_path: Path) -> None:
-    sweep_dir = multirun(tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1",
-                         "hydra.launcher.timeout_min=10", "seed=0,1")
-    runs = summaries(sweep_dir)
-    assert len(runs) == 2 and sorted(run["seed"] for run in runs) == [0, 1]
-    assert all(run["rounds"] == 2 and run["ray_num_cpus"] == 1 for run in runs)
-
-
 def wandb_run_records(path: Path) -> list:
     """The ``run`` records of an offline ``.wandb`` file (W&B's LevelDB-style log of protobuf Records):
     a 7-byte file header, then 32 KiB blocks of chunks, each with a 7-byte header (CRC, length, type)."""
@@ -159,11 +142,16 @@ def wandb_run_records(path: Path) -> list:
 
 
 @pytest.mark.slow
-def test_wandb_offline_sweep_is_one_group_with_a_job_type_per_strategy(tmp_path: Path) -> None:
+def test_joblib_runs_two_jobs_at_once_and_wandb_groups_the_sweep(tmp_path: Path) -> None:
+    """Two jobs in parallel, each with its share of the CPUs; wandb offline: one group for the sweep,
+    job type = strategy, run name = the job's override string."""
     env = {key: value for key, value in os.environ.items() if key != "WANDB_MODE"}
     env["WANDB_SILENT"] = "true"
-    sweep_dir = multirun(tmp_path, "strategy=fedavg,fedpfn", "wandb.mode=offline", "wandb.project=fedtna-test",
-                         env=env)
+    sweep_dir = multirun(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "strategy=fedavg,fedpfn",
+                         "wandb.mode=offline", "wandb.project=fedtna-test", env=env)
+    runs = summaries(sweep_dir)
+    assert sorted(run["strategy"] for run in runs) == ["fedavg", "fedpfn"]
+    assert all(run["rounds"] == 2 and run["ray_num_cpus"] == max(1, machine_cpus() // 2) for run in runs)
     job_dirs = sorted(path for path in sweep_dir.iterdir() if path.is_dir() and not path.name.startswith("."))
     assert len(job_dirs) == 2
     for job_dir, strategy in zip(job_dirs, ("fedavg", "fedpfn")):
@@ -176,6 +164,15 @@ def test_wandb_offline_sweep_is_one_group_with_a_job_type_per_strategy(tmp_path:
         assert run.job_type == strategy
         assert run.display_name == job_dir.name.split("_", 1)[1]  # the job's override string
         assert run.project == "fedtna-test"
+
+
+@pytest.mark.slow
+def test_submitit_local_runs_two_jobs(tmp_path: Path) -> None:
+    sweep_dir = multirun(tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1",
+                         "hydra.launcher.timeout_min=10", "seed=0,1")
+    runs = summaries(sweep_dir)
+    assert len(runs) == 2 and sorted(run["seed"] for run in runs) == [0, 1]
+    assert all(run["rounds"] == 2 and run["ray_num_cpus"] == 1 for run in runs)
 
 
 @pytest.mark.slow

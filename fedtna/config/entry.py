@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,12 +13,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from fedtna.config.parse import parse_run_config
 from fedtna.config.schema import RunConfig
-from fedtna.errors import FedtnaError
+from fedtna.errors import ConfigError, FedtnaError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ConfigT = TypeVar("ConfigT")
 
 USAGE_ERROR_EXIT = 2
+FLWR_RUN_OUTPUT_ROOT = Path("outputs") / "flwr"
 
 
 def hydra_entry(config_name: str, parse: Callable[[DictConfig], ConfigT],
@@ -60,3 +63,24 @@ def compose_run_config(overrides: list[str] | tuple[str, ...], output_dir: str |
     OmegaConf.set_struct(cfg, False)
     cfg.output_dir = str(output_dir)
     return parse_run_config(cfg)
+
+
+def compose_overrides_config(overrides: str, output_root: str | Path = FLWR_RUN_OUTPUT_ROOT) -> RunConfig:
+    """The typed config for one string of whitespace-separated Hydra overrides (``flwr run``).
+
+    ``flwr run . --run-config 'overrides="strategy=fedpnu mask_ratio=0.6"'`` hands the apps this
+    string. Results go to ``<output_root>/<date>/<time>_<strategy>``, made absolute against the
+    working directory. Overrides that do not compose raise one-line :class:`ConfigError`.
+    """
+    from hydra.errors import HydraException
+
+    words = overrides.split()
+    try:
+        config = compose_run_config(words, "")
+    except HydraException as error:
+        lines = str(error).strip().splitlines()
+        raise ConfigError(f"the overrides {overrides.strip()!r} do not compose: "
+                          f"{lines[0] if lines else type(error).__name__}") from None
+    now = datetime.now()
+    output_dir = Path(output_root) / f"{now:%Y-%m-%d}" / f"{now:%H-%M-%S}_{config.strategy_spec.name}"
+    return replace(config, output_dir=str(output_dir.resolve()))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -21,17 +21,56 @@ LABEL_COLUMN = "label"
 CLASS_ASSIGNMENT_MODES = ("random", "deterministic", "first-deterministic")
 
 
-def partition_dataset(spec: TargetSpec | Mapping[str, Any], labels: np.ndarray, num_partitions: int, seed: int) -> list[np.ndarray]:
+class Partitioning(Sequence[np.ndarray]):
+    """Every client's train indices, read lazily: indexing one client costs one partition, not all.
+
+    A flwr-datasets partitioner draws the whole split once (seeded); reading a client's part
+    costs a few milliseconds, so 10,000 clients are cheap as long as nobody reads them all.
+    """
+
+    def __init__(self, partitioner: Partitioner, labels: np.ndarray, seed: int) -> None:
+        from datasets import Dataset
+
+        order = np.random.default_rng(seed).permutation(len(labels))
+        # a seeded shuffle: IidPartitioner takes contiguous shards and the label-based partitioners split
+        # each class in dataset order, so without it clients would get runs of the original file order
+        partitioner.dataset = Dataset.from_dict({LABEL_COLUMN: labels[order], "index": order})
+        self._partitioner = partitioner
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return int(self._partitioner.num_partitions)
+
+    @overload
+    def __getitem__(self, partition_id: int) -> np.ndarray: ...
+
+    @overload
+    def __getitem__(self, partition_id: slice) -> list[np.ndarray]: ...
+
+    def __getitem__(self, partition_id: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(partition_id, slice):
+            return [self[i] for i in range(len(self))[partition_id]]
+        if not -len(self) <= partition_id < len(self):
+            raise IndexError(f"partition {partition_id} of {len(self)}")
+        partition_id %= len(self)
+        if partition_id not in self._cache:
+            rows = self._partitioner.load_partition(partition_id).with_format("numpy")["index"]
+            self._cache[partition_id] = np.sort(np.asarray(rows, dtype=np.int64))
+        return self._cache[partition_id]
+
+
+def partition_dataset(spec: TargetSpec | Mapping[str, Any], labels: np.ndarray, num_partitions: int,
+                      seed: int) -> Partitioning:
     """Run the partition function the config's `_target_` names, so a new scheme is one function + one YAML."""
     return TargetSpec.coerce("partition", spec).call(labels=labels, num_partitions=num_partitions, seed=seed)
 
 
-def iid(labels: np.ndarray, num_partitions: int, seed: int, **_: Any) -> list[np.ndarray]:
+def iid(labels: np.ndarray, num_partitions: int, seed: int, **_: Any) -> Partitioning:
     """Equal-sized random shards, each a uniform sample of the train set."""
     from flwr_datasets.partitioner import IidPartitioner  # imported late: flwr-datasets takes seconds to import
 
     label_array = _check_common(labels, num_partitions, seed)
-    return _run_partitioner(IidPartitioner(num_partitions=num_partitions), label_array, seed)
+    return Partitioning(IidPartitioner(num_partitions=num_partitions), label_array, seed)
 
 
 def dirichlet(
@@ -42,7 +81,7 @@ def dirichlet(
     min_partition_size: int = 10,
     self_balancing: bool = False,
     **_: Any,
-) -> list[np.ndarray]:
+) -> Partitioning:
     """Per class, client shares drawn from Dirichlet(alpha): smaller alpha, more label skew."""
     from flwr_datasets.partitioner import DirichletPartitioner
 
@@ -65,7 +104,8 @@ def dirichlet(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            partitions = _run_partitioner(partitioner, label_array, seed)
+            partitions = Partitioning(partitioner, label_array, seed)
+            partitions[0]  # the partitioner draws (and checks) the whole split on the first read
         except ValueError:  # the partitioner gives up after its maximum number of draws
             raise ConfigError(
                 f"partition.min_partition_size={min_partition_size} was not reached by all {num_partitions} "
@@ -89,7 +129,7 @@ def pathological(
     classes_per_client: int,
     class_assignment_mode: str = "random",
     **_: Any,
-) -> list[np.ndarray]:
+) -> Partitioning:
     """Each client holds only `classes_per_client` classes, each class's samples split among its holders."""
     from flwr_datasets.partitioner import PathologicalPartitioner
 
@@ -114,7 +154,8 @@ def pathological(
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Classes: .* will NOT be used")
-            partitions = _run_partitioner(partitioner, label_array, seed)
+            partitions = Partitioning(partitioner, label_array, seed)
+            partitions[0]  # the whole split is drawn on the first read
     except ValueError:  # some class would need more holders than it has samples
         raise ConfigError(
             f"partition.classes_per_client={classes_per_client} with num_partitions={num_partitions}: "
@@ -147,29 +188,18 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _run_partitioner(partitioner: Partitioner, labels: np.ndarray, seed: int) -> list[np.ndarray]:
-    """Give the partitioner a seeded shuffle of (label, index) rows and read back each client's indices.
-
-    The shuffle matters: IidPartitioner takes contiguous shards and the label-based partitioners split each
-    class in dataset order, so without it clients would get runs of the original file order.
-    """
-    from datasets import Dataset
-
-    order = np.random.default_rng(seed).permutation(len(labels))
-    partitioner.dataset = Dataset.from_dict({LABEL_COLUMN: labels[order], "index": order})
-    return [
-        np.sort(np.asarray(partitioner.load_partition(partition_id)["index"], dtype=np.int64))
-        for partition_id in range(partitioner.num_partitions)
-    ]
-
-
 def _redraws(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
     """DirichletPartitioner warns once per rejected draw (some client below min_partition_size)."""
     return [warning for warning in caught if "min_partition_size" in str(warning.message)]
 
 
-def _log_unused_samples(partitions: list[np.ndarray], total: int) -> None:
+LOGGED_UNUSED_UP_TO = 1000  # counting what is unused reads every partition
+
+
+def _log_unused_samples(partitions: Partitioning, total: int) -> None:
     """Say how many samples a pathological split left out (classes no client drew in 'random' mode)."""
+    if len(partitions) > LOGGED_UNUSED_UP_TO:
+        return
     used = sum(len(indices) for indices in partitions)
     if used < total:
         logger.warning("pathological partition left %d of %d train samples unused: no client drew their class",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from fedtna.errors import ConfigError
 
 MAX_LABELLED_CLIENTS = 40
+MAX_PLOTTED_CLIENTS = 100
 
 
 def label_counts(labels: np.ndarray, partitions: list[np.ndarray], num_classes: int) -> np.ndarray:
@@ -24,15 +26,23 @@ def label_counts(labels: np.ndarray, partitions: list[np.ndarray], num_classes: 
 
 
 def plot_label_distribution(
-    labels: np.ndarray, partitions: list[np.ndarray], num_classes: int, path: str | Path
+    labels: np.ndarray, partitions: Sequence[np.ndarray], num_classes: int, path: str | Path
 ) -> None:
-    """Save a stacked horizontal bar chart (one bar per client, one colour per class) as PNG."""
+    """Save a stacked horizontal bar chart (one bar per client, one colour per class) as PNG.
+
+    Above MAX_PLOTTED_CLIENTS clients a seeded sample of them is drawn (and the title says so), so
+    the picture stays readable and costs the same at 10,000 clients as at 100.
+    """
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    counts = label_counts(labels, partitions, num_classes)
-    num_clients = len(partitions)
+    total_clients = len(partitions)
+    shown_ids = np.arange(total_clients)
+    if total_clients > MAX_PLOTTED_CLIENTS:
+        shown_ids = np.sort(np.random.default_rng(0).choice(total_clients, MAX_PLOTTED_CLIENTS, replace=False))
+    counts = label_counts(labels, [partitions[int(i)] for i in shown_ids], num_classes)
+    num_clients = len(shown_ids)
     palette = matplotlib.colormaps["tab10" if num_classes <= 10 else "tab20"]
     figure = Figure(figsize=(9.0, min(max(3.0, 0.6 + 0.3 * num_clients), 30.0)))
     FigureCanvasAgg(figure)  # render with Agg without touching pyplot's global backend
@@ -44,10 +54,13 @@ def plot_label_distribution(
         axes.barh(clients, counts[:, class_id], left=left, color=colour, label=str(class_id))
         left += counts[:, class_id]
     shown = clients[:: int(np.ceil(max(num_clients, 1) / MAX_LABELLED_CLIENTS))]
-    axes.set_yticks(shown, [f"client {client}" for client in shown])
+    axes.set_yticks(shown, [f"client {shown_ids[client]}" for client in shown])
     axes.invert_yaxis()
     axes.set_xlabel("number of samples")
-    axes.set_title(f"Label distribution over {num_clients} clients")
+    title = f"Label distribution over {total_clients} clients"
+    if num_clients < total_clients:
+        title = f"Label distribution of {num_clients} of {total_clients:,} clients (seeded sample)"
+    axes.set_title(title)
     axes.legend(
         title="class", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
         ncols=int(np.ceil(num_classes / 25)),

@@ -38,8 +38,14 @@ def config_of(context: Context, config: RunConfig | None) -> RunConfig:
     return parse_run_config(json.loads(str(context.run_config[RUN_CONFIG_KEY])))
 
 
-def partition_id_of(context: Context) -> int:
-    """This node's partition, set by the simulation engine or ``--node-config``."""
+def partition_id_of(context: Context, message: Message | None = None) -> int:
+    """The partition to use: named by the server's message, else this node's own (``--node-config``).
+
+    A real SuperNode holds its data and the server names the partition it discovered there; a
+    simulated node holds nothing, so the server may give it any partition.
+    """
+    if message is not None and message.has_content() and PARTITION_ID_KEY in message.content.get("config", {}):
+        return int(message.content["config"][PARTITION_ID_KEY])
     return int(context.node_config[PARTITION_ID_KEY])
 
 
@@ -111,12 +117,12 @@ def make_client_app(config: RunConfig | None = None) -> ClientApp:
 
     @app.train()
     def train(message: Message, context: Context) -> Message:
-        content = train_on_partition(config_of(context, config), partition_id_of(context), message)
+        content = train_on_partition(config_of(context, config), partition_id_of(context, message), message)
         return Message(content, reply_to=message)
 
     @app.evaluate()
     def evaluate_handler(message: Message, context: Context) -> Message:
-        content = evaluate_on_partition(config_of(context, config), partition_id_of(context), message)
+        content = evaluate_on_partition(config_of(context, config), partition_id_of(context, message), message)
         return Message(content, reply_to=message)
 
     return app

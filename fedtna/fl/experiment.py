@@ -46,7 +46,7 @@ def prepare(config: RunConfig) -> None:
     check_against_data(config.num_clients, len(bundle.train_y), bundle.name)
     partitions = all_partitions(config)
     validate_scope(config.mask_spec.scope, initial_model(config))
-    plot_label_distribution(bundle.train_y.numpy(), list(partitions), bundle.num_classes,
+    plot_label_distribution(bundle.train_y.numpy(), partitions, bundle.num_classes,
                             Path(config.output_dir) / "label_distribution.png")
 
 

@@ -12,6 +12,7 @@ import torch
 from fedtna.config.schema import RunConfig, TrainingKeys
 from fedtna.config.targets import TargetSpec
 from fedtna.data import DatasetBundle, load_dataset, partition_dataset
+from fedtna.data.partition import Partitioning
 from fedtna.disk_cache import cached_arrays
 from fedtna.masks import derive_seed
 
@@ -43,26 +44,30 @@ def partition_seed(seed: int) -> int:
 
 
 @lru_cache(maxsize=4)
-def _partitions(dataset_key: str, partition_key: str, num_clients: int, seed: int) -> tuple[np.ndarray, ...]:
-    def compute() -> list[np.ndarray]:
-        labels = _bundle(dataset_key).train_y.numpy()
-        return partition_dataset(_spec("partition", partition_key), labels, num_clients, seed)
-
-    key = f"partitions/{dataset_key}/{partition_key}/{num_clients}/{seed}/flwr-datasets-{version('flwr-datasets')}"
-    return tuple(cached_arrays(key, compute))
+def _partitions(dataset_key: str, partition_key: str, num_clients: int, seed: int) -> Partitioning:
+    labels = _bundle(dataset_key).train_y.numpy()
+    return partition_dataset(_spec("partition", partition_key), labels, num_clients, seed)
 
 
-def all_partitions(config: RunConfig) -> tuple[np.ndarray, ...]:
-    """Index arrays of every client's partition, identical for the same seed."""
+def all_partitions(config: RunConfig) -> Partitioning:
+    """Every client's train indices (read lazily), identical for the same seed."""
     return _partitions(_key(config.dataset_spec), _key(config.partition_spec), config.num_clients,
                        partition_seed(config.seed))
+
+
+def _client_indices(dataset_key: str, partition_key: str, num_clients: int, seed: int, partition_id: int) -> np.ndarray:
+    """One client's indices; a fresh process (deployment) reads them from the disk cache."""
+    key = (f"partition/{dataset_key}/{partition_key}/{num_clients}/{seed}/{partition_id}/"
+           f"flwr-datasets-{version('flwr-datasets')}")
+    (indices,) = cached_arrays(key, lambda: [_partitions(dataset_key, partition_key, num_clients, seed)[partition_id]])
+    return indices
 
 
 @lru_cache(maxsize=64)
 def _client_tensors(dataset_key: str, partition_key: str, num_clients: int, seed: int,
                     partition_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     bundle = _bundle(dataset_key)
-    indices = torch.from_numpy(_partitions(dataset_key, partition_key, num_clients, seed)[partition_id])
+    indices = torch.from_numpy(_client_indices(dataset_key, partition_key, num_clients, seed, partition_id))
     return bundle.train_x[indices].contiguous(), bundle.train_y[indices].contiguous()
 
 

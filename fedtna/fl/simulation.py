@@ -153,7 +153,7 @@ def simulate(config: RunConfig) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         run_simulation(
-            server_app=make_server_app(config, results),
+            server_app=make_server_app(config, results, simulated_nodes=True),
             client_app=make_client_app(config),
             num_supernodes=config.num_clients,
             backend_config=backend,

@@ -6,7 +6,9 @@ import sys
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from fedtna.errors import FedtnaError
 
 
 class ReportCallback(Callback):
@@ -17,11 +19,13 @@ class ReportCallback(Callback):
         self.plots = plots
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = OmegaConf.select(config, "hydra.sweep.dir")
         try:
             from fedtna.report.build import build_report
             from fedtna.report.console import print_report
 
-            print_report(build_report([config.hydra.sweep.dir], baseline=self.baseline, plots=self.plots))
+            print_report(build_report([sweep_dir], baseline=self.baseline, plots=self.plots))
         except Exception as error:  # noqa: BLE001 (the sweep's results must stay visible whatever happens)
-            print(f"error: report of {config.hydra.sweep.dir} failed: {type(error).__name__}: {error}",
-                  file=sys.stderr)
+            kind = "" if isinstance(error, FedtnaError) else f"{type(error).__name__}: "
+            message = " ".join(f"{kind}{error}".split())
+            print(f"error: report of {sweep_dir} failed: {message}", file=sys.stderr)

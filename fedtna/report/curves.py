@@ -60,7 +60,7 @@ def plot_curves(analysis: FlAnalysis, out: Path) -> list[Path]:
         groups = [group for group in analysis.groups if group.panel == panel]
         seeds = sorted({len(group.runs) for group in groups})
         spread = "mean ± 1 std over seeds" if max(seeds) > 1 else "one seed"
-        shared = context(groups[0].runs[0].config, FL_CONTEXT, analysis.varying, width=140)
+        shared = context(groups[0].runs[0].config, FL_CONTEXT, analysis.varying, width=110)
         title = f"{panel or 'federated runs'} — {spread}\n{shared}"
         name = "curves.png" if len(panels) == 1 else f"curves-{slug(panel)}.png"
         paths.append(plot_panel(groups, title, palette, out / name))

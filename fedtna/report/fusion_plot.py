@@ -50,7 +50,7 @@ def plot_fusion(analysis: FusionAnalysis, out: Path) -> list[Path]:
     single = len(analysis.settings) == 1
     paths = []
     for setting in analysis.settings:
-        shared = context(setting.runs[0].config, LMC_CONTEXT, analysis.keys, width=140)
+        shared = context(setting.runs[0].config, LMC_CONTEXT, analysis.keys, width=110)
         name = "fusion.png" if single else f"fusion-{slug(setting.label)}.png"
         paths.append(plot_setting(setting, palette, shared, out / name))
     return paths

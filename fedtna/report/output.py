@@ -12,7 +12,7 @@ from typing import Any
 from fedtna.report.fl import FlAnalysis, Group
 from fedtna.report.fusion import FusionAnalysis, headline_table, modes_table, records, sweep_tables
 from fedtna.report.runs import FoundRuns
-from fedtna.report.settings import FL_CONTEXT, LMC_CONTEXT
+from fedtna.report.settings import FL_CONTEXT, LMC_CONTEXT, MISSING
 from fedtna.report.stats import MeanStd
 from fedtna.report.views import excluded_table, group_tables, method_text, settings_sentence
 
@@ -33,7 +33,8 @@ def group_record(analysis: FlAnalysis, group: Group) -> dict[str, Any]:
     comparison = analysis.comparison_of(group)
     result = comparison.result if comparison else None
     return {
-        "label": group.label, "panel": group.panel, "method": group.method, "settings": group.settings,
+        "label": group.label, "panel": group.panel, "method": group.method,
+        "settings": {key: value for key, value in group.settings.items() if value != MISSING},
         "is_baseline": group.is_baseline, "seeds": list(group.seeds), "runs": [str(run.path) for run in group.runs],
         "final_test_accuracy": _stats(group.final), "best_test_accuracy": _stats(group.best),
         "last5_mean_test_accuracy": _stats(group.last5), "rounds": group.rounds,
@@ -60,7 +61,7 @@ def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
                 "wins": comparison.get("wins"), "common_seeds": len(comparison.get("common_seeds", [])) or None,
                 "note": comparison.get("note")})
     row.update({key: json.dumps(value) if isinstance(value, list | tuple) else value
-                for key, value in record["settings"].items()})
+                for key, value in record["settings"].items()})  # a key a run does not have stays empty
     return row
 
 

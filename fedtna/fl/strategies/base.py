@@ -29,6 +29,7 @@ from fedtna.fl.schedules import get_schedule
 from fedtna.masks import FixedMasks, derive_seed, masks_checksum
 
 NUM_EXAMPLES = "num-examples"
+PARTITION_KEY = "partition-id"
 NON_FINITE = "holds NaN or Inf"
 
 
@@ -117,14 +118,16 @@ class SeededStrategy(FedAvg):
         plan = self.round_plan(server_round)
         self.round_masks = plan_masks(plan, shapes_as_parameters(self.parameter_shapes))
         self.previous_arrays = arrays
-        record = RecordDict({self.arrayrecord_key: arrays,
-                             self.configrecord_key: ConfigRecord({**config, **plan.to_record()})})
+        round_config = {**config, **plan.to_record()}
         chosen = self._sample_partitions(server_round, self.fraction_train, "train-sample")
         self.sampled_clients = len(chosen)
-        return [
-            Message(content=record, dst_node_id=self.node_of_partition[part], message_type=MessageType.TRAIN)
-            for part in chosen
-        ]
+        return [self._message(arrays, round_config, part, MessageType.TRAIN) for part in chosen]
+
+    def _message(self, arrays: ArrayRecord, config: Mapping[str, object], partition: int, kind: str) -> Message:
+        """One client's message; it names the partition to use (simulated nodes may serve any)."""
+        content = RecordDict({self.arrayrecord_key: arrays,
+                              self.configrecord_key: ConfigRecord({**config, PARTITION_KEY: partition})})
+        return Message(content=content, dst_node_id=self.node_of_partition[partition], message_type=kind)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -132,13 +135,9 @@ class SeededStrategy(FedAvg):
         """Federated evaluation on a seeded sample (none when fraction_evaluate is 0)."""
         if self.fraction_evaluate <= 0.0:
             return []
-        record = RecordDict({self.arrayrecord_key: arrays,
-                             self.configrecord_key: ConfigRecord({**config, "server-round": server_round})})
+        evaluate_config = {**config, "server-round": server_round}
         chosen = self._sample_partitions(server_round, self.fraction_evaluate, "evaluate-sample")
-        return [
-            Message(content=record, dst_node_id=self.node_of_partition[part], message_type=MessageType.EVALUATE)
-            for part in chosen
-        ]
+        return [self._message(arrays, evaluate_config, part, MessageType.EVALUATE) for part in chosen]
 
     # ------------------------------------------------------------- aggregate
     def _ordered_valid(self, replies: Iterable[Message], server_round: int, kind: str) -> list[Message]:
