@@ -1,14 +1,17 @@
 """The ClientApp: decode a message, run fedtna.training, reply with arrays and metrics.
 
 The same app runs in simulation (config handed in by ``make_client_app(config)``) and on
-real SuperNodes (config parsed from ``context.run_config["cfg-json"]``; the partition id
-from ``context.node_config["partition-id"]``).
+real SuperNodes (config parsed from ``context.run_config["cfg-json"]``, or composed from the
+Hydra overrides in ``context.run_config["overrides"]`` when ``cfg-json`` is empty, as under
+``flwr run .``; the partition id from ``context.node_config["partition-id"]``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
@@ -17,6 +20,7 @@ from torch import nn
 
 from fedtna.augment import batch_transform
 from fedtna.config import RunConfig, parse_run_config
+from fedtna.config.entry import compose_overrides_config
 from fedtna.device import resolve_device
 from fedtna.fl.faults import Fault, InjectedCrash, fault_for
 from fedtna.fl.local_data import client_data, dataset_bundle
@@ -27,15 +31,29 @@ from fedtna.models import build_model
 from fedtna.training import evaluate, local_train, steps_per_epoch
 
 RUN_CONFIG_KEY = "cfg-json"
+OVERRIDES_KEY = "overrides"
 PARTITION_ID_KEY = "partition-id"
 _MODELS: dict[str, nn.Module] = {}
+_COMPOSED: dict[str, RunConfig] = {}
+
+
+def run_config_from_flower(run_config: Mapping[str, Any]) -> RunConfig:
+    """The fedtna config a Flower run config carries: the JSON in ``cfg-json`` (fedtna-deploy) or,
+    when that is empty, the Hydra ``overrides`` string composed here (``flwr run .``)."""
+    text = str(run_config.get(RUN_CONFIG_KEY, "")).strip()
+    if text:
+        return parse_run_config(json.loads(text))
+    return compose_overrides_config(str(run_config.get(OVERRIDES_KEY, "")))
 
 
 def config_of(context: Context, config: RunConfig | None) -> RunConfig:
-    """The fedtna config: handed in (simulation) or parsed from the Flower run config (deployment)."""
+    """The fedtna config: handed in (simulation) or read from the Flower run config (``flwr run``)."""
     if config is not None:
         return config
-    return parse_run_config(json.loads(str(context.run_config[RUN_CONFIG_KEY])))
+    key = json.dumps(dict(context.run_config), sort_keys=True, default=str)
+    if key not in _COMPOSED:  # a simulation actor serves many messages of a run: compose once
+        _COMPOSED[key] = run_config_from_flower(context.run_config)
+    return _COMPOSED[key]
 
 
 def partition_id_of(context: Context, message: Message | None = None) -> int:

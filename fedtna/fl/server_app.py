@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
+from logging import INFO
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
+from flwr.superlink.grid.inmemory_grid import InMemoryGrid
 
-from fedtna.config import RunConfig, parse_run_config
+from fedtna.config import RunConfig
 from fedtna.device import resolve_device
-from fedtna.errors import FedtnaError
-from fedtna.fl.client_app import PARTITION_ID_KEY, RUN_CONFIG_KEY
-from fedtna.fl.experiment import initial_model
+from fedtna.errors import ConfigError, FedtnaError
+from fedtna.fl.client_app import PARTITION_ID_KEY, RUN_CONFIG_KEY, run_config_from_flower
+from fedtna.fl.experiment import initial_model, prepare, write_config
 from fedtna.fl.local_data import dataset_bundle
 from fedtna.errors import RunFailedError
 from fedtna.fl.checkpoint import Checkpoint, capture_server_state, load_checkpoint, restore_server_state, save_checkpoint
@@ -29,6 +31,7 @@ from fedtna.fl.strategies.base import ClientFailureError, as_array_record
 from fedtna.training import evaluate
 
 NODE_WAIT_SECONDS = 600.0
+FEDERATION_WAIT_SECONDS = 20.0
 
 
 def discover_partitions(grid: Grid, num_clients: int, timeout: float = NODE_WAIT_SECONDS) -> dict[int, int]:
@@ -134,16 +137,44 @@ def run_server(grid: Grid, config: RunConfig, simulated_nodes: bool = False) -> 
     return summary
 
 
+def check_simulated_federation(grid: Grid, num_clients: int, timeout: float = FEDERATION_WAIT_SECONDS) -> None:
+    """``flwr run``'s simulation registers all its nodes at once: too few for num_clients is one error line."""
+    deadline = time.monotonic() + timeout
+    while len(nodes := list(grid.get_node_ids())) < num_clients and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if len(nodes) < num_clients:
+        raise ConfigError(f"the simulated federation has {len(nodes)} SuperNodes but num_clients={num_clients}: "
+                          f"run `flwr run . --federation-config \"num-supernodes={num_clients}\"` or add "
+                          f"num_clients={len(nodes)} to the overrides")
+
+
+def config_from_flower_run(grid: Grid, context: Context) -> RunConfig:
+    """The config of a ``flwr run``: ``cfg-json`` (fedtna-deploy wrote and checked it), or composed
+    from the ``overrides`` run-config key, then checked and written here as ``fedtna.run`` does."""
+    config = run_config_from_flower(context.run_config)
+    if str(context.run_config.get(RUN_CONFIG_KEY, "")).strip():
+        return config
+    log(INFO, "fedtna: %s, %s clients, %s rounds; results in %s", config.strategy_spec.name,
+        config.num_clients, config.num_rounds, config.output_dir)
+    write_config(config)
+    prepare(config)
+    if isinstance(grid, InMemoryGrid):
+        check_simulated_federation(grid, config.num_clients)
+    return config
+
+
 def make_server_app(config: RunConfig | None = None, results: dict | None = None,
                     simulated_nodes: bool = False) -> ServerApp:
-    """A ServerApp bound to ``config`` (None: parse it from the Flower run config)."""
+    """A ServerApp bound to ``config`` (None: read it from the Flower run config, see ``config_from_flower_run``).
+
+    Under ``flwr run``'s simulation (an in-memory grid) the nodes are simulated, so partitions are assigned.
+    """
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        run_config = config if config is not None else parse_run_config(
-            json.loads(str(context.run_config[RUN_CONFIG_KEY])))
-        summary = run_server(grid, run_config, simulated_nodes)
+        run_config = config if config is not None else config_from_flower_run(grid, context)
+        summary = run_server(grid, run_config, simulated_nodes or isinstance(grid, InMemoryGrid))
         if results is not None:
             results["summary"] = summary
 
