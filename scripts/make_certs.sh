@@ -10,7 +10,7 @@
 #   SuperLink : --ssl-ca-certfile DIR/ca.crt --ssl-certfile DIR/server.pem --ssl-keyfile DIR/server.key
 #   SuperNode : --root-certificates DIR/ca.crt
 #   flwr CLI  : root-certificates = "<abs>/DIR/ca.crt" in the connection of $FLWR_HOME/config.toml
-#   local     : python scripts/deploy_local.py --certs DIR ...
+#   local     : fedtna-deploy --certs DIR ...  (add --auth for SuperNode authentication, which needs TLS)
 # Keep ca.key and server.key private; existing files are replaced.
 set -euo pipefail
 

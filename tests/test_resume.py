@@ -109,12 +109,14 @@ def _cli(*overrides: str, cwd: Path) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_kill_9_after_round_3_then_resume_is_identical(tmp_path: Path) -> None:
-    whole = _cli("num_rounds=6", f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
+@pytest.mark.parametrize("method", [(), ("strategy=fedpfn", "strategy.server=fedadam", "+strategy.server_options.eta=0.01")],
+                         ids=["fedavg", "fedpfn+fedadam"])
+def test_kill_9_after_round_3_then_resume_is_identical(tmp_path: Path, method: tuple[str, ...]) -> None:
+    whole = _cli(*method, "num_rounds=6", f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
     assert whole.wait(timeout=600) == 0, whole.stderr.read()[-2000:]
 
     killed_dir = tmp_path / "killed"
-    victim = _cli("num_rounds=6", f"hydra.run.dir={killed_dir}", cwd=tmp_path)
+    victim = _cli(*method, "num_rounds=6", f"hydra.run.dir={killed_dir}", cwd=tmp_path)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         checkpoint = load_checkpoint(killed_dir) if (killed_dir / "checkpoint.pkl").exists() else None

@@ -7,6 +7,7 @@ model's constructor); everything that the run itself owns is listed here once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,12 @@ WANDB_MODES = ("disabled", "offline", "online")
 
 def _one_of(choices: tuple[str, ...]) -> tuple[Callable[[Any], bool], str]:
     return (lambda value: value in choices), f"one of {list(choices)}"
+
+
+def _host_port(value: Any) -> bool:
+    """``host:port`` or ``[ipv6]:port`` with a port in 1..65535 (a Ray head's GCS address)."""
+    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):([0-9]{1,5})", value)
+    return match is not None and 1 <= int(match.group(3)) <= 65535
 
 
 SHARED_CHECKS: list[RangeCheck] = [
@@ -61,6 +68,8 @@ RUN_CHECKS: list[RangeCheck] = [
     ("simulation.jobs_per_machine", lambda v: v is None or v >= 1, ">= 1 (or null = from the Hydra launcher)"),
     ("simulation.client_resources.num_cpus", lambda v: v > 0.0, "> 0"),
     ("simulation.client_resources.num_gpus", lambda v: 0.0 <= v <= 1.0, "[0, 1] (fractions share a GPU)"),
+    ("simulation.ray_address", lambda v: v is None or _host_port(v),
+     "host:port of a running Ray cluster's head, e.g. 10.0.0.5:6379 (or null = a private Ray per run)"),
 ]
 
 LMC_CHECKS: list[RangeCheck] = [

@@ -61,6 +61,7 @@ class SimulationSettings:
     jobs_per_machine: Optional[int] = _required()
     threads_per_client: int = _required()
     client_resources: ClientResources = _required()
+    ray_address: Optional[str] = _required()
 
 
 @dataclass

@@ -16,7 +16,7 @@ import tomli_w
 
 import fedtna
 from fedtna.deploy.errors import DeploymentError
-from fedtna.fl.client_app import RUN_CONFIG_KEY
+from fedtna.fl.client_app import OVERRIDES_KEY, RUN_CONFIG_KEY
 
 APP_SUFFIXES = (".py", ".yaml")
 APP_DIR_NAME = "fedtna-app"  # flwr wants letters, digits and hyphens
@@ -30,7 +30,11 @@ def installed_package_dir() -> Path:
 
 
 def app_pyproject() -> dict[str, Any]:
-    """The minimal pyproject.toml of the Flower app: project metadata plus the two components."""
+    """The minimal pyproject.toml of the Flower app: project metadata, the two components, the run-config keys.
+
+    ``cfg-json`` carries a whole resolved config (fedtna-deploy); when it is empty the apps compose
+    the Hydra ``overrides`` string instead (``flwr run <app> --run-config 'overrides="..."'``).
+    """
     return {
         "build-system": {"requires": ["setuptools>=68"], "build-backend": "setuptools.build_meta"},
         "project": {
@@ -42,7 +46,7 @@ def app_pyproject() -> dict[str, Any]:
         "tool": {"flwr": {"app": {
             "publisher": "fedtna",
             "components": {"serverapp": SERVER_APP, "clientapp": CLIENT_APP},
-            "config": {RUN_CONFIG_KEY: ""},
+            "config": {RUN_CONFIG_KEY: "", OVERRIDES_KEY: ""},
         }}},
     }
 

@@ -20,6 +20,15 @@ into the SuperNode logs), the run-config TOML and deploy.json (run id, timings) 
 
 TLS: ``bash scripts/make_certs.sh certs`` then ``--certs certs`` (Fleet and Control APIs
 over TLS; the CA certificate is given to the SuperNodes and to the ``flwr`` CLI).
+SuperNode authentication: add ``--auth`` (needs ``--certs``). One ECDSA P-384 key pair per
+SuperNode is made (OpenSSH format, as Flower reads it), each public key is registered with
+``flwr supernode register`` before the SuperNodes start, each SuperNode gets
+``--auth-supernode-private-key``, and the SuperLink (``--enable-supernode-auth``) refuses
+any node whose key was not registered.
+
+A SuperNode lost after the first round does not stop the run: Flower answers messages to it
+with errors once its heartbeat expires (at most ~60 s), the round goes on with the others
+and ``failed_clients`` counts it. The exit status still says whether the run completed.
 
 Across real machines
 --------------------
@@ -60,6 +69,9 @@ With TLS replace ``--insecure`` by ``--ssl-ca-certfile ca.crt --ssl-certfile ser
 host: ``SUPERLINK_SAN="IP:10.0.0.5,DNS:link.example" bash scripts/make_certs.sh certs``) and by
 ``--root-certificates ca.crt`` on the SuperNodes. Keep ports 9091 and 9094+ on 127.0.0.1;
 only 9092 (SuperNodes) and 9093 (CLI) need to be reachable from other hosts.
+With ``--auth`` too, ``--print-commands`` writes the key pairs to ``<output-dir>/deploy/keys``
+and prints the ``flwr supernode register`` lines (run them before the SuperNodes start) and
+the SuperNode commands with ``--auth-supernode-private-key`` (copy each private key to its machine).
 """
 
 from __future__ import annotations
@@ -74,7 +86,8 @@ from types import FrameType
 
 from fedtna.config import RunConfig
 from fedtna.deploy.app import APP_DIR_NAME, stage_app
-from fedtna.deploy.commands import commands_for
+from fedtna.deploy.auth import make_node_keys
+from fedtna.deploy.commands import AUTH_NEEDS_TLS, commands_for
 from fedtna.deploy.errors import DeploymentError
 from fedtna.deploy.local import DeployResult, deploy_local
 from fedtna.deploy.run_config import compose_run_config, write_run_config_toml
@@ -95,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="where the ServerApp writes results (default outputs/deploy/<date>/<time>_<strategy>)")
     parser.add_argument("--certs", type=Path, default=None,
                         help="directory with ca.crt, server.pem, server.key (scripts/make_certs.sh): use TLS")
+    parser.add_argument("--auth", action="store_true",
+                        help="SuperNode authentication (needs --certs): make, register and use one key per SuperNode")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds to wait for the run before stopping it (default: no limit)")
     parser.add_argument("--no-prepare", action="store_true",
@@ -106,14 +121,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def print_commands(config: RunConfig, superlink_host: str, certs_dir: Path | None) -> None:
-    """Write the run-config TOML and the staged app under ``<output_dir>/deploy``; print the commands."""
+def print_commands(config: RunConfig, superlink_host: str, certs_dir: Path | None, auth: bool = False) -> None:
+    """Write the run-config TOML, the staged app (and with ``auth`` the node keys) under
+    ``<output_dir>/deploy``; print the commands."""
     deploy_dir = Path(config.output_dir) / "deploy"
     toml_path = write_run_config_toml(config, deploy_dir / "run_config.toml")
     shutil.rmtree(deploy_dir / APP_DIR_NAME, ignore_errors=True)
     app_dir = stage_app(deploy_dir / APP_DIR_NAME)
+    node_keys = make_node_keys(deploy_dir / "keys", config.num_clients) if auth else None
     print(f"# run config written to {toml_path} (output_dir = {config.output_dir} on the SuperLink host)")
-    print("\n".join(commands_for(toml_path, config.num_clients, superlink_host, certs_dir, app_dir)))
+    if node_keys:
+        print(f"# SuperNode key pairs in {deploy_dir / 'keys'} (private keys: keep them secret)")
+    print("\n".join(commands_for(toml_path, config.num_clients, superlink_host, certs_dir, app_dir, node_keys)))
 
 
 def report(result: DeployResult) -> None:
@@ -124,8 +143,10 @@ def report(result: DeployResult) -> None:
     print(f"  summary : {result.summary_path}", file=sys.stderr)
     print(f"  logs    : {result.log_dir}", file=sys.stderr)
     print(f"  timings : {json.dumps(result.timings)}", file=sys.stderr)
+    if result.lost_supernodes:
+        print(f"  lost    : {', '.join(result.lost_supernodes)} (counted in failed_clients)", file=sys.stderr)
     print(json.dumps({**summary, "run_id": result.run_id, "status": result.status,
-                      "output_dir": str(result.output_dir)}))
+                      "output_dir": str(result.output_dir), "lost_supernodes": result.lost_supernodes}))
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -136,15 +157,19 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """``fedtna-deploy``: 0 when the run finished completed, 1 when the deployment failed, 2 on bad input."""
     args = parse_args(argv)
+    if args.auth and args.certs is None:
+        print(f"error: {AUTH_NEEDS_TLS}", file=sys.stderr)
+        return USAGE_ERROR_EXIT
     previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         config = compose_run_config(args.overrides, args.output_dir)
         if args.print_commands:
-            print_commands(config, args.superlink_host, args.certs)
+            print_commands(config, args.superlink_host, args.certs, args.auth)
             return 0
         print(f"deploying {config.strategy_spec.name}: {config.num_clients} SuperNodes, "
               f"{config.num_rounds} rounds -> {config.output_dir}", file=sys.stderr)
-        result = deploy_local(config, timeout=args.timeout, validate=not args.no_prepare, certs_dir=args.certs)
+        result = deploy_local(config, timeout=args.timeout, validate=not args.no_prepare, certs_dir=args.certs,
+                              auth=args.auth)
     except DeploymentError as error:
         print(f"deployment failed: {error}", file=sys.stderr)
         return DEPLOYMENT_FAILED_EXIT

@@ -119,3 +119,15 @@ def run_log_tail(run_id: int, connection: str, env: Mapping[str, str], lines: in
         return str(error)
     text = (completed.stdout + completed.stderr).rstrip()
     return "\n".join(text.splitlines()[-lines:])
+
+
+def register_supernode(public_key: str | Path, connection: str, env: Mapping[str, str]) -> int:
+    """``flwr supernode register <public_key> <connection> --format json``; returns the node id."""
+    completed = flwr_cli(["supernode", "register", str(public_key), connection, "--format", "json"], env)
+    return int(_json_of(completed, f"flwr supernode register {public_key}")["node-id"])
+
+
+def list_supernodes(connection: str, env: Mapping[str, str]) -> dict[int, str]:
+    """``flwr supernode ls --format json``: node id -> status (registered, online, offline, ...)."""
+    payload = _json_of(flwr_cli(["supernode", "ls", connection, "--format", "json"], env), "flwr supernode ls")
+    return {int(node["node-id"]): str(node["status"]) for node in payload.get("nodes") or []}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -23,11 +24,13 @@ import grpc
 
 from fedtna.config import RunConfig
 from fedtna.deploy.app import APP_DIR_NAME, stage_app
-from fedtna.deploy.commands import superlink_argv, supernode_argv
+from fedtna.deploy.auth import NodeKey, make_node_keys
+from fedtna.deploy.commands import AUTH_NEEDS_TLS, superlink_argv, supernode_argv
 from fedtna.deploy.control import ControlClient
 from fedtna.deploy.errors import DeploymentError
 from fedtna.deploy.flwr_cli import (
-    flower_env, flower_executable, run_log_tail, run_status, stop_run, submit_run, write_connection_config,
+    flower_env, flower_executable, list_supernodes, register_supernode, run_log_tail, run_status, stop_run,
+    submit_run, write_connection_config,
 )
 from fedtna.deploy.processes import LOOPBACK, Daemon, free_ports, start_daemon, stop_all, wait_until_listening
 from fedtna.deploy.run_config import plain_run_config, write_run_config_toml
@@ -47,6 +50,7 @@ class DeployResult:
     output_dir: Path
     log_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
+    lost_supernodes: list[str] = field(default_factory=list)
 
     @property
     def metrics_path(self) -> Path:
@@ -82,15 +86,30 @@ class LocalDeployment:
     Every daemon has its own FLWR_HOME under a private work directory, and the ``flwr``
     CLI a config.toml declaring the connection. ``certs_dir`` (ca.crt, server.pem,
     server.key from scripts/make_certs.sh) turns on TLS for the Fleet and Control APIs.
+    ``auth`` (needs ``certs_dir``) turns on SuperNode authentication: one P-384 key pair per
+    SuperNode is made under ``<work_dir>/keys``, registered with ``flwr supernode register``
+    and handed to its SuperNode; the SuperLink refuses any other node.
+
+    A SuperNode that dies after the first round was recorded is a lost client, not a failed
+    deployment: Flower answers the messages sent to it with errors (after its heartbeat
+    expires, at most ~60 s) and the strategy counts it in ``failed_clients``.
     """
 
     def __init__(self, num_supernodes: int, log_dir: str | Path | None = None, *,
                  certs_dir: str | Path | None = None, host: str = LOOPBACK, ready_timeout: float = 60.0,
-                 work_dir: str | Path | None = None) -> None:
+                 work_dir: str | Path | None = None, auth: bool = False) -> None:
         if num_supernodes < 1:
             raise DeploymentError(f"num_supernodes={num_supernodes} must be >= 1")
+        if auth and certs_dir is None:
+            raise DeploymentError(AUTH_NEEDS_TLS)
         self.num_supernodes = num_supernodes
         self.certs_dir = _checked_certs_dir(certs_dir)
+        self.auth = auth
+        self.host = host
+        self.node_keys: list[NodeKey] = []
+        self.node_ids: dict[str, int] = {}  # SuperNode name -> node id given at registration (auth only)
+        self.supernodes: list[Daemon] = []
+        self.lost_supernodes: list[str] = []
         self.ready_timeout = ready_timeout
         self._own_work_dir = work_dir is None
         self.work_dir = Path(tempfile.mkdtemp(prefix="fedtna-deploy-") if work_dir is None else work_dir)
@@ -123,27 +142,53 @@ class LocalDeployment:
         self.stop(keep_logs=exc_type is not None)
 
     def start(self) -> None:
-        """Start the SuperLink, wait for its Control and Fleet APIs, then start the SuperNodes."""
+        """Start the SuperLink, wait for its Control and Fleet APIs, register the node keys (``auth``),
+        then start the SuperNodes."""
         started = time.perf_counter()
-        home = self.work_dir / "home"
         superlink = start_daemon(
             "superlink", superlink_argv(self.fleet, self.control, self.serverappio, self.certs_dir,
-                                        flower_executable("flower-superlink")),
-            flower_env(home / "superlink"), self.log_dir / "superlink.log", cwd=self.work_dir)
+                                        flower_executable("flower-superlink"), auth=self.auth),
+            flower_env(self.work_dir / "home" / "superlink"), self.log_dir / "superlink.log", cwd=self.work_dir)
         self.daemons.append(superlink)
         wait_until_listening(superlink, self.control, self.ready_timeout)
         wait_until_listening(superlink, self.fleet, self.ready_timeout)
         self.timings["superlink_ready_s"] = round(time.perf_counter() - started, 3)
-        supernode_executable = flower_executable("flower-supernode")
+        if self.auth:
+            self.node_keys = make_node_keys(self.work_dir / "keys", self.num_supernodes)
+            for key in self.node_keys:
+                self.node_ids[key.name] = self.register_key(key)
+            self.timings["registered_s"] = round(time.perf_counter() - started, 3)
         for partition_id, address in enumerate(self.clientappio):
-            argv = supernode_argv(self.fleet, address, partition_id, self.num_supernodes, self.certs_dir,
-                                  supernode_executable)
-            self.daemons.append(start_daemon(f"supernode-{partition_id}", argv,
-                                             flower_env(home / f"supernode-{partition_id}"),
-                                             self.log_dir / f"supernode-{partition_id}.log", cwd=self.work_dir))
-        for supernode, address in zip(self.daemons[1:], self.clientappio, strict=True):
+            private_key = self.node_keys[partition_id].private_key if self.auth else None
+            self.supernodes.append(self.start_supernode(partition_id, address, private_key=private_key))
+        for supernode, address in zip(self.supernodes, self.clientappio, strict=True):
             wait_until_listening(supernode, address, self.ready_timeout)
         self.timings["startup_s"] = round(time.perf_counter() - started, 3)
+
+    def register_key(self, key: NodeKey) -> int:
+        """``flwr supernode register`` the node's public key with this SuperLink; returns the node id."""
+        return register_supernode(key.public_key, CONNECTION, self.cli_env)
+
+    def start_supernode(self, partition_id: int, clientappio: str | None = None, *, name: str | None = None,
+                        private_key: str | Path | None = None, num_partitions: int | None = None) -> Daemon:
+        """Start one ``flower-supernode`` (stopped with the deployment) and return it without waiting.
+
+        The deployment's own SuperNodes are started by :meth:`start`; an extra one (e.g. a node
+        with a key the SuperLink does not know) is not one of ``supernodes``.
+        """
+        name = name or f"supernode-{partition_id}"
+        clientappio = clientappio or f"{self.host}:{free_ports(1, self.host)[0]}"
+        argv = supernode_argv(self.fleet, clientappio, partition_id,
+                              self.num_supernodes if num_partitions is None else num_partitions,
+                              self.certs_dir, flower_executable("flower-supernode"), private_key=private_key)
+        daemon = start_daemon(name, argv, flower_env(self.work_dir / "home" / name), self.log_dir / f"{name}.log",
+                              cwd=self.work_dir)
+        self.daemons.append(daemon)
+        return daemon
+
+    def supernode_status(self) -> dict[int, str]:
+        """The SuperLink's SuperNodes (``flwr supernode ls``): node id -> status."""
+        return list_supernodes(CONNECTION, self.cli_env)
 
     def stop(self, keep_logs: bool = False) -> None:
         """Terminate every daemon with its children; remove a private work dir (its logs stay if ``keep_logs``)."""
@@ -152,19 +197,31 @@ class LocalDeployment:
             self._control = None
         stop_all(self.daemons)
         self.daemons = []
+        self.supernodes = []
         if not self._own_work_dir:
             return
         if keep_logs and self.log_dir.is_relative_to(self.work_dir):
-            shutil.rmtree(self.work_dir / "home", ignore_errors=True)
-            shutil.rmtree(self.work_dir / "app", ignore_errors=True)
+            for private in ("home", "app", "keys"):
+                shutil.rmtree(self.work_dir / private, ignore_errors=True)
         else:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def check_daemons(self) -> None:
-        """Raise if a daemon died."""
-        for daemon in self.daemons:
-            if not daemon.alive():
+    def check_daemons(self, tolerate_lost_supernodes: bool = False) -> None:
+        """Raise if the SuperLink died, or a SuperNode unless ``tolerate_lost_supernodes`` (then note it
+        in ``lost_supernodes``, with one warning line); raise when no SuperNode is left."""
+        superlink = self.daemons[0] if self.daemons else None
+        if superlink is not None and not superlink.alive():
+            raise superlink.died_error("while the run was going")
+        for daemon in self.supernodes:
+            if daemon.alive() or daemon.name in self.lost_supernodes:
+                continue
+            if not tolerate_lost_supernodes:
                 raise daemon.died_error("while the run was going")
+            self.lost_supernodes.append(daemon.name)
+            print(f"warning: {daemon.name} exited with code {daemon.process.returncode} during the run; "
+                  "the run goes on without it (its messages fail)", file=sys.stderr)
+        if self.supernodes and len(self.lost_supernodes) == len(self.supernodes):
+            raise DeploymentError(f"every SuperNode exited during the run: {', '.join(self.lost_supernodes)}")
 
     # -- runs --
     def staged_app_dir(self) -> Path:
@@ -189,14 +246,20 @@ class LocalDeployment:
         except grpc.RpcError:  # the CLI reports connection and API trouble in its own words
             return run_status(run_id, CONNECTION, self.cli_env)
 
-    def wait(self, run_id: int, timeout: float | None = None, poll: float = 1.0) -> str:
-        """Poll the run's status until it finished; returns the status text."""
+    def wait(self, run_id: int, timeout: float | None = None, poll: float = 1.0,
+             output_dir: str | Path | None = None) -> str:
+        """Poll the run's status until it finished; returns the status text.
+
+        Once ``output_dir`` holds a recorded round (partitions were discovered), a SuperNode that
+        dies is a lost client (``lost_supernodes``); before that it fails the deployment.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        metrics = None if output_dir is None else Path(output_dir) / "metrics.jsonl"
         while True:
             status = self.status(run_id)
             if status.startswith("finished"):
                 return status
-            self.check_daemons()
+            self.check_daemons(tolerate_lost_supernodes=metrics is not None and _has_a_round(metrics))
             if deadline is not None and time.monotonic() > deadline:
                 stop_run(run_id, CONNECTION, self.cli_env)
                 raise DeploymentError(f"run {run_id} still {status!r} after {timeout:.0f} s; stopped it.\n"
@@ -213,13 +276,21 @@ class LocalDeployment:
         output_dir = Path(plain_run_config(config)["output_dir"])
         run_id = self.submit(config)
         self.timings["submit_s"] = round(time.perf_counter() - started, 3)
-        status = self.wait(run_id, timeout)
+        status = self.wait(run_id, timeout, output_dir=output_dir)
         self.timings["run_s"] = round(time.perf_counter() - started, 3)
         if status != COMPLETED:
             supernode_tails = "\n".join(f"--- {d.name} ---\n{d.log_tail(10)}" for d in self.daemons[1:])
             raise DeploymentError(f"run {run_id} ended {status!r} (logs in {self.log_dir}).\n"
                                   f"last lines of `flwr log`:\n{self.log_tail(run_id)}\n{supernode_tails}")
-        return DeployResult(run_id, status, output_dir, self.log_dir, dict(self.timings))
+        return DeployResult(run_id, status, output_dir, self.log_dir, dict(self.timings), list(self.lost_supernodes))
+
+
+def _has_a_round(metrics: Path) -> bool:
+    """Whether the ServerApp recorded a round in ``metrics`` (metrics.jsonl)."""
+    try:
+        return any(line.strip() for line in metrics.read_text().splitlines())
+    except OSError:
+        return False
 
 
 def deploy_local(config: RunConfig, num_supernodes: int | None = None, *, timeout: float | None = None,
@@ -242,5 +313,6 @@ def deploy_local(config: RunConfig, num_supernodes: int | None = None, *, timeou
         result = deployment.run(config, timeout=timeout)
     result.timings["total_s"] = round(time.perf_counter() - started, 3)
     (result.log_dir / "deploy.json").write_text(json.dumps(
-        {"run_id": result.run_id, "status": result.status, "timings": result.timings}, indent=2) + "\n")
+        {"run_id": result.run_id, "status": result.status, "timings": result.timings,
+         "lost_supernodes": result.lost_supernodes}, indent=2) + "\n")
     return result

@@ -150,3 +150,46 @@ def stop_all(daemons: Sequence[Daemon], grace: float = 10.0) -> None:
         time.sleep(0.05)
     for daemon in daemons:
         daemon.kill()
+
+
+def processes_with_environment(name: str, value: str) -> list[int]:
+    """Pids of live processes (readable by this user) whose environment holds ``name=value``.
+
+    A private value (e.g. ``FLWR_HOME=<tmp dir>``) marks every process started under it, also
+    those that left their parent's process group, such as the SuperLink ``flwr run`` detaches.
+    Linux only (/proc); elsewhere the list is empty.
+    """
+    marker = f"{name}={value}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        pid = int(environ.parent.name)
+        if pid == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if marker in environ.read_bytes().split(b"\0") and _state_of(pid) != "Z":
+                found.append(pid)
+    return sorted(found)
+
+
+def _state_of(pid: int) -> str:
+    """The /proc state letter of ``pid`` ("Z" for a zombie; "" if unreadable)."""
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return ""
+
+
+def stop_processes(pids: Sequence[int], grace: float = 10.0) -> None:
+    """SIGTERM ``pids`` (a process group leader with its group), wait up to ``grace`` s, SIGKILL what is left."""
+    def signal_all(signum: int) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(pid) == pid:
+                    os.killpg(pid, signum)
+                else:
+                    os.kill(pid, signum)
+
+    signal_all(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_state_of(pid) not in ("", "Z") for pid in pids):
+        time.sleep(0.1)
+    signal_all(signal.SIGKILL)

@@ -31,7 +31,7 @@ from fedtna.fl.strategies.base import ClientFailureError, as_array_record
 from fedtna.training import evaluate
 
 NODE_WAIT_SECONDS = 600.0
-FEDERATION_WAIT_SECONDS = 20.0
+FEDERATION_WAIT_SECONDS = 10.0
 
 
 def discover_partitions(grid: Grid, num_clients: int, timeout: float = NODE_WAIT_SECONDS) -> dict[int, int]:

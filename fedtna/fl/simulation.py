@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import sys
 import time
 from typing import Any
 
@@ -96,8 +98,18 @@ def backend_config(config: RunConfig) -> dict[str, Any]:
 
     ``address="local"`` always starts this job's own Ray instance (own temp session, own ports), so
     concurrent jobs never attach to each other's Ray, to a ``ray start`` cluster or to ``RAY_ADDRESS``.
+    ``simulation.ray_address`` joins that running cluster instead; ``ray.init`` then refuses ``num_cpus``,
+    ``num_gpus``, ``resources``, ``object_store_memory`` and ``_system_config`` (each node's ``ray start``
+    sets them), and ignores ``include_dashboard``, so only the address and the log settings are passed.
     """
     simulation = config.simulation
+    client_resources = {"num_cpus": float(simulation.client_resources.num_cpus),
+                        "num_gpus": float(simulation.client_resources.num_gpus)}
+    if simulation.ray_address is not None:
+        return {"client_resources": client_resources,
+                "init_args": {"address": simulation.ray_address,
+                              "logging_level": logging.INFO if config.verbose else logging.ERROR,
+                              "log_to_driver": config.verbose}}
     init_args: dict[str, Any] = {
         "address": "local",
         "num_cpus": ray_num_cpus(config),
@@ -107,17 +119,23 @@ def backend_config(config: RunConfig) -> dict[str, Any]:
     }
     if simulation.num_gpus is not None:
         init_args["num_gpus"] = simulation.num_gpus
-    return {
-        "client_resources": {"num_cpus": float(simulation.client_resources.num_cpus),
-                             "num_gpus": float(simulation.client_resources.num_gpus)},
-        "init_args": init_args,
-    }
+    return {"client_resources": client_resources, "init_args": init_args}
 
 
 def check_actor_fits(config: RunConfig) -> None:
-    """At least one client actor must fit the machine, else Flower's engine would wait forever."""
+    """At least one client actor must fit the machine, else Flower's engine would wait forever.
+
+    With ``simulation.ray_address`` the cluster is checked once joined (:func:`check_cluster_fits`).
+    """
     import torch
 
+    if config.simulation.ray_address is not None:
+        for key in ("num_cpus", "num_gpus"):
+            if getattr(config.simulation, key) is not None:
+                raise ConfigError(f"simulation.{key}={getattr(config.simulation, key)} cannot be combined with "
+                                  f"simulation.ray_address={config.simulation.ray_address}: a cluster's size is set "
+                                  f"by `ray start --{key.replace('_', '-')}=N` on each node; leave it null")
+        return
     resources = config.simulation.client_resources
     cpus = ray_num_cpus(config)
     if resources.num_cpus > cpus:
@@ -130,6 +148,100 @@ def check_actor_fits(config: RunConfig) -> None:
                           "no client actor would fit")
 
 
+def _flower_pythonpath() -> str:
+    """``PYTHONPATH`` as Flower's Ray backend sets it: this process's ``sys.path``, then the inherited value."""
+    entries = list(sys.path)
+    entries += [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                if entry and entry not in entries]
+    return os.pathsep.join(entries)
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """One TCP connect to the head's GCS port: ``ray.init`` would retry an address nobody serves for minutes."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    try:  # ray.init resolves 127.0.0.1/localhost to this machine's address; probe what it will dial
+        from ray._private.services import resolve_ip_for_localhost
+
+        dialled = resolve_ip_for_localhost(host)
+    except Exception:  # noqa: BLE001 - Ray's private helper only refines the probe
+        dialled = host
+    try:
+        with socket.create_connection((dialled, int(port)), timeout=timeout):
+            pass
+    except OSError as error:
+        via = (f" (Ray dials {dialled}:{port} for {host}; export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 if the head "
+               "was started with it)") if dialled != host else ""
+        raise ConfigError(f"simulation.ray_address={address}: no Ray head answers there{via}: "
+                          f"{error.strerror or error}; start one with `ray start --head --port={port}` "
+                          "(docs/cluster.md)") from None
+
+
+def check_cluster_fits(config: RunConfig) -> dict[str, Any]:
+    """After joining a cluster: at least one node must fit one client; returns the cluster's size for the summary."""
+    import ray
+
+    resources = config.simulation.client_resources
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive") and node.get("Resources")]
+    actors = 0
+    for node in nodes:  # as Flower sizes its actor pool: per node
+        fit = int(node.get("CPU", 0) / resources.num_cpus)
+        if resources.num_gpus > 0:
+            fit = min(fit, int(node.get("GPU", 0) / resources.num_gpus))
+        actors += fit
+    if actors == 0:
+        sizes = ", ".join(f"{node.get('CPU', 0):g} CPU/{node.get('GPU', 0):g} GPU" for node in nodes) or "none"
+        raise ConfigError(f"simulation.ray_address={config.simulation.ray_address}: no node of the cluster fits one "
+                          f"client (simulation.client_resources: {resources.num_cpus:g} CPU, {resources.num_gpus:g} "
+                          f"GPU; nodes: {sizes}); no client actor would fit")
+    return {"ray_address": config.simulation.ray_address, "ray_nodes": len(nodes),
+            "ray_num_cpus": int(sum(node.get("CPU", 0) for node in nodes)),
+            "ray_num_gpus": int(sum(node.get("GPU", 0) for node in nodes)), "ray_client_actors": actors}
+
+
+def start_ray(config: RunConfig, backend: dict[str, Any]) -> dict[str, Any]:
+    """Start this run's Ray, or join ``simulation.ray_address``, before Flower's engine (which then keeps it).
+
+    Flower's backend calls ``ray.init`` only when Ray is not up; it would add
+    ``runtime_env={"env_vars": {"PYTHONPATH": ...}}``. Ray prestarts one idle worker per CPU without a
+    runtime env, and a job with one cannot use them, so every client actor started a fresh worker.
+    Here the private Ray gets ``PYTHONPATH`` from this process's environment, as Flower also sets it,
+    and the actors take the prestarted workers (benchmarks/startup.py: about 2 s less per run on 2 CPUs).
+
+    A joined cluster's workers run the Python of each node's ``ray start``, so fedtna must be installed
+    there; they get this run's quiet-environment variables, not this machine's ``PYTHONPATH``. Flower's
+    ``ray.shutdown()`` at the end only disconnects this driver: the cluster keeps running.
+    Returns the Ray facts for the summary.
+    """
+    import ray
+
+    init_args = dict(backend["init_args"])
+    if config.simulation.ray_address is None:
+        os.environ["PYTHONPATH"] = _flower_pythonpath()
+        ray.init(**init_args)
+        return {"ray_num_cpus": init_args["num_cpus"]}
+    _check_reachable(config.simulation.ray_address)
+    ray.init(runtime_env={"env_vars": {key: os.environ[key] for key in QUIET_ENVIRONMENT if key in os.environ}},
+             **init_args)
+    try:
+        return check_cluster_fits(config)
+    except BaseException:
+        ray.shutdown()
+        raise
+
+
+def _stop_ray() -> None:
+    """Flower's engine shuts Ray down at its end; after an early error it may not have. A joined cluster
+    only loses this driver (and its actors)."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    except Exception:  # noqa: BLE001 - cleanup must not hide the run's own error
+        pass
+
+
 def _quiet_loggers(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.ERROR
     logging.getLogger("flwr").setLevel(level)
@@ -138,9 +250,9 @@ def _quiet_loggers(verbose: bool) -> None:
 
 def simulate(config: RunConfig) -> dict[str, Any]:
     """Start Ray, run the ServerApp and ClientApps, return the run summary."""
-    check_actor_fits(config)
-    for key, value in QUIET_ENVIRONMENT.items():
+    for key, value in QUIET_ENVIRONMENT.items():  # before Ray is imported (machine_cpus reads Ray's CPU count)
         os.environ.setdefault(key, value)
+    check_actor_fits(config)
     _quiet_loggers(config.verbose)
     from flwr.simulation import run_simulation
 
@@ -152,6 +264,7 @@ def simulate(config: RunConfig) -> dict[str, Any]:
     backend = backend_config(config)
     started = time.perf_counter()
     try:
+        ray_facts = start_ray(config, backend)
         run_simulation(
             server_app=make_server_app(config, results, simulated_nodes=True),
             client_app=make_client_app(config),
@@ -166,11 +279,13 @@ def simulate(config: RunConfig) -> dict[str, Any]:
         if cause is not None:
             raise cause from None
         raise
+    finally:
+        _stop_ray()
     if "summary" not in results:
         raise FedtnaError("the simulation ended without a result; rerun with verbose=true to see why")
     summary = results["summary"]
     summary["simulation_wall_seconds"] = round(time.perf_counter() - started, 3)
-    summary["ray_num_cpus"] = backend["init_args"]["num_cpus"]
+    summary.update(ray_facts)
     return summary
 
 
