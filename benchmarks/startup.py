@@ -13,7 +13,7 @@ medians matter, not one run). A child process follows ``fedtna.run``'s code path
   Ray start          ``ray.init`` (GCS, API server, raylet, agents)
   actors + round 1   until round 1 is recorded: client actors start, then the first round
   round 2            one steady round, for comparison
-  shutdown           last round recorded -> ``simulate`` returns (Ray's shutdown)
+  shutdown           last round recorded -> ``simulate`` returns (model.pt, Flower's engine, Ray's shutdown)
 
 Variants: ``before`` lets Flower call ``ray.init`` (with its ``runtime_env`` of ``PYTHONPATH``), as fedtna did
 before ``fl/simulation.start_ray``; ``after`` is the current code. ``Ray workers`` counts the worker processes
@@ -40,7 +40,7 @@ from typing import Any  # noqa: E402
 TINY = ["num_clients=2", "num_rounds=2", "model=mlp", "progress=false", "print_config=false"]
 VARIANTS = ("before", "after")
 PHASES = ("python + imports", "compose", "prepare", "  data", "  partition", "  label plot", "engine imports",
-          "Ray start", "actors + round 1", "round 2", "shutdown", "total")
+          "Ray start", "actors + round 1", "round 2", "shutdown", "  ray.shutdown", "total")
 
 
 def child(variant: str, output_dir: str, spawned_wall: float, overrides: list[str]) -> None:
@@ -96,6 +96,7 @@ def child(variant: str, output_dir: str, spawned_wall: float, overrides: list[st
     import ray
 
     timed(ray, "init", "ray_init")
+    timed(ray, "shutdown", "ray_shutdown")
     summary = simulation.simulate(config)
     mark("end")
     last = f"round{config.num_rounds}"
@@ -111,6 +112,7 @@ def child(variant: str, output_dir: str, spawned_wall: float, overrides: list[st
         "actors + round 1": marks["round1"] - marks["ray_init:end"],
         "round 2": marks["round2"] - marks["round1"] if "round2" in marks else float("nan"),
         "shutdown": marks["end"] - marks[last],
+        "  ray.shutdown": marks["ray_shutdown:end"] - marks["ray_shutdown:start"],
         "total": marks["end"] - marks["start"],
     }
     print("STARTUP " + json.dumps({"variant": variant, "phases": phases, "workers": workers[0] if workers else None,
