@@ -123,7 +123,7 @@ def check_run_config(config: RunConfig) -> None:
         raise ConfigError("wandb.mode=online needs a wandb API key and none was found (WANDB_API_KEY or a netrc "
                           "entry for the wandb host): run `wandb login`, or use wandb.mode=offline")
     gpus = config.simulation.client_resources.num_gpus
-    if gpus > 0:
+    if gpus > 0 and config.simulation.ray_address is None:  # a cluster's GPUs are checked when joining it
         import torch
 
         if not torch.cuda.is_available():

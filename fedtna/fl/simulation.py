@@ -206,7 +206,8 @@ def start_ray(config: RunConfig, backend: dict[str, Any]) -> dict[str, Any]:
     ``runtime_env={"env_vars": {"PYTHONPATH": ...}}``. Ray prestarts one idle worker per CPU without a
     runtime env, and a job with one cannot use them, so every client actor started a fresh worker.
     Here the private Ray gets ``PYTHONPATH`` from this process's environment, as Flower also sets it,
-    and the actors take the prestarted workers (benchmarks/startup.py: about 2 s less per run on 2 CPUs).
+    and the actors take the prestarted workers (benchmarks/startup.py: half the worker processes, about
+    1 s less per tiny run on 2 busy CPUs).
 
     A joined cluster's workers run the Python of each node's ``ray start``, so fedtna must be installed
     there; they get this run's quiet-environment variables, not this machine's ``PYTHONPATH``. Flower's
