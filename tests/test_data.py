@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from fedtna.data.imagefolder import load_imagefolder
 from fedtna.data.packaged import load_mnist5k, stratified_split
 from fedtna.data.torchvision_sets import load_cifar10, load_cifar100, load_fmnist, load_mnist, load_svhn
 from fedtna.errors import ConfigError, DatasetUnavailableError
+from tests.cifar_format import cifar_rows, write_pickle
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "fedtna" / "conf"
 N_TRAIN, N_TEST = 12, 6
@@ -50,21 +50,6 @@ def write_mnist_format(root: Path, folder: str) -> None:
     write_idx(raw / "train-labels-idx1-ubyte", np.arange(N_TRAIN) % 10)
     write_idx(raw / "t10k-images-idx3-ubyte", mnist_like_images(N_TEST, 1))
     write_idx(raw / "t10k-labels-idx1-ubyte", (np.arange(N_TEST) + 3) % 10)
-
-
-def cifar_rows(count: int, seed: int) -> np.ndarray:
-    """(N, 3072) rows laid out as CIFAR stores them: 1024 red, 1024 green, 1024 blue values."""
-    rows = np.random.default_rng(seed).integers(0, 256, size=(count, 3072), dtype=np.uint8)
-    rows[:, 0] = 255  # red at (0, 0)
-    rows[:, 1024] = 0  # green at (0, 0)
-    rows[:, 2048 + 32 + 1] = 51  # blue at (1, 1)
-    return rows
-
-
-def write_pickle(path: Path, content: dict) -> None:
-    """CIFAR's python pickles (str keys: torchvision unpickles them with encoding='latin1')."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(content, protocol=2))
 
 
 def write_cifar10(root: Path) -> None:

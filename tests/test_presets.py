@@ -7,7 +7,6 @@ Also: the drift preset's weight decay, and the seeded, stratified subsetting of 
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -22,22 +21,12 @@ from fedtna.errors import ConfigError
 from fedtna.fl.local_data import dataset_bundle
 from fedtna.fl.server_app import run_server
 from tests.conftest import InProcessGrid
+from tests.cifar_format import cifar_rows, write_pickle
 
 N_PER_BATCH, N_TEST = 20, 20  # CIFAR-10: five train batches of 20 images, balanced labels
 
 
 # ---------------------------------------------------------------- tiny files in the real CIFAR format
-
-
-def cifar_rows(count: int, seed: int) -> np.ndarray:
-    """(N, 3072) uint8 rows as CIFAR stores them: 1024 red, 1024 green, 1024 blue values."""
-    return np.random.default_rng(seed).integers(0, 256, size=(count, 3072), dtype=np.uint8)
-
-
-def write_pickle(path: Path, content: dict) -> None:
-    """CIFAR's python pickles, protocol 2 (torchvision unpickles them with encoding='latin1')."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(content, protocol=2))
 
 
 def write_cifar10(root: Path) -> None:

@@ -18,7 +18,7 @@ from flwr.superlink.grid.inmemory_grid import InMemoryGrid
 
 from fedtna.config import RunConfig
 from fedtna.device import resolve_device
-from fedtna.errors import ConfigError, FedtnaError
+from fedtna.errors import FedtnaError
 from fedtna.fl.client_app import PARTITION_ID_KEY, RUN_CONFIG_KEY, run_config_from_flower
 from fedtna.fl.experiment import initial_model, prepare, write_config
 from fedtna.fl.local_data import dataset_bundle
@@ -31,7 +31,6 @@ from fedtna.fl.strategies.base import ClientFailureError, as_array_record
 from fedtna.training import evaluate
 
 NODE_WAIT_SECONDS = 600.0
-FEDERATION_WAIT_SECONDS = 10.0
 
 
 def discover_partitions(grid: Grid, num_clients: int, timeout: float = NODE_WAIT_SECONDS) -> dict[int, int]:
@@ -59,18 +58,25 @@ def discover_partitions(grid: Grid, num_clients: int, timeout: float = NODE_WAIT
     return node_of_partition
 
 
-def assign_partitions(grid: Grid, num_clients: int, timeout: float = NODE_WAIT_SECONDS) -> dict[int, int]:
-    """Simulation: give partition p to the p-th node id; messages name the partition, so no query round.
+def assign_partitions(grid: Grid, num_clients: int, timeout: float = NODE_WAIT_SECONDS,
+                      min_nodes: int | None = None) -> dict[int, int]:
+    """Simulation: give partition p to node ``p mod nodes`` (node ids sorted); messages name the partition,
+    so no query round.
 
     Which virtual node serves a partition changes nothing (simulated nodes hold no data of their
     own), and it saves one message per client: at 10,000 clients the query round took minutes.
+    ``fedtna.run`` starts one node per partition and waits for all of them; ``flwr run``'s local
+    simulation has ``num-supernodes`` nodes (Flower's default: 2), registered at once, which then
+    serve several partitions each (``min_nodes=1``).
     """
+    needed = num_clients if min_nodes is None else min_nodes
     deadline = time.monotonic() + timeout
-    while len(nodes := sorted(grid.get_node_ids())) < num_clients:
+    while len(nodes := sorted(grid.get_node_ids())) < needed:
         if time.monotonic() > deadline:
-            raise FedtnaError(f"only {len(nodes)} of num_clients={num_clients} nodes registered within {timeout:.0f} s")
+            raise FedtnaError(f"only {len(nodes)} of {needed} simulated nodes registered within {timeout:.0f} s")
         time.sleep(0.05)
-    return dict(enumerate(nodes[:num_clients]))
+    nodes = nodes[:num_clients]
+    return {partition: nodes[partition % len(nodes)] for partition in range(num_clients)}
 
 
 def non_finite_arrays(arrays: ArrayRecord) -> list[str]:
@@ -79,18 +85,23 @@ def non_finite_arrays(arrays: ArrayRecord) -> list[str]:
             if np.issubdtype((values := array.numpy()).dtype, np.floating) and not np.isfinite(values).all()]
 
 
-def run_server(grid: Grid, config: RunConfig, simulated_nodes: bool = False) -> dict[str, Any]:
+def run_server(grid: Grid, config: RunConfig, simulated_nodes: bool = False,
+               shared_nodes: bool = False) -> dict[str, Any]:
     """The whole federated run on ``grid`` (continued from its checkpoint when resuming); returns the summary.
 
     ``simulated_nodes``: the nodes hold no data of their own, so partitions are assigned, not discovered.
+    ``shared_nodes``: the simulation may have fewer nodes than partitions (``flwr run``); they share them.
     """
     output_dir = Path(config.output_dir)
     model = initial_model(config)
     evaluation_model = copy.deepcopy(model).to(resolve_device(config.device))
     bundle = dataset_bundle(config)
     strategy = build_strategy(config)
-    find_partitions = assign_partitions if simulated_nodes else discover_partitions
-    strategy.attach(find_partitions(grid, config.num_clients),
+    if simulated_nodes:
+        node_of_partition = assign_partitions(grid, config.num_clients, min_nodes=1 if shared_nodes else None)
+    else:
+        node_of_partition = discover_partitions(grid, config.num_clients)
+    strategy.attach(node_of_partition,
                     {name: parameter.shape for name, parameter in model.named_parameters()})
     checkpoint = load_checkpoint(output_dir) if config.resume is not None else None
     arrays = ArrayRecord(model.state_dict())
@@ -137,17 +148,6 @@ def run_server(grid: Grid, config: RunConfig, simulated_nodes: bool = False) -> 
     return summary
 
 
-def check_simulated_federation(grid: Grid, num_clients: int, timeout: float = FEDERATION_WAIT_SECONDS) -> None:
-    """``flwr run``'s simulation registers all its nodes at once: too few for num_clients is one error line."""
-    deadline = time.monotonic() + timeout
-    while len(nodes := list(grid.get_node_ids())) < num_clients and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if len(nodes) < num_clients:
-        raise ConfigError(f"the simulated federation has {len(nodes)} SuperNodes but num_clients={num_clients}: "
-                          f"run `flwr run . --federation-config \"num-supernodes={num_clients}\"` or add "
-                          f"num_clients={len(nodes)} to the overrides")
-
-
 def config_from_flower_run(grid: Grid, context: Context) -> RunConfig:
     """The config of a ``flwr run``: ``cfg-json`` (fedtna-deploy wrote and checked it), or composed
     from the ``overrides`` run-config key, then checked and written here as ``fedtna.run`` does."""
@@ -158,8 +158,6 @@ def config_from_flower_run(grid: Grid, context: Context) -> RunConfig:
         config.num_clients, config.num_rounds, config.output_dir)
     write_config(config)
     prepare(config)
-    if isinstance(grid, InMemoryGrid):
-        check_simulated_federation(grid, config.num_clients)
     return config
 
 
@@ -174,7 +172,9 @@ def make_server_app(config: RunConfig | None = None, results: dict | None = None
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         run_config = config if config is not None else config_from_flower_run(grid, context)
-        summary = run_server(grid, run_config, simulated_nodes or isinstance(grid, InMemoryGrid))
+        flower_simulation = isinstance(grid, InMemoryGrid)
+        summary = run_server(grid, run_config, simulated_nodes or flower_simulation,
+                             shared_nodes=config is None and flower_simulation)
         if results is not None:
             results["summary"] = summary
 

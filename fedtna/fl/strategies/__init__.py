@@ -27,6 +27,7 @@ def run_arguments(config: RunConfig) -> dict[str, Any]:
     """Run-level values a strategy may ask for by naming them in its constructor."""
     return {
         "seed": config.seed,
+        "num_rounds": config.num_rounds,
         "mask": config.mask_spec,
         "mask_per_round": config.mask.per_round,
         "fraction_train": config.fraction_train,

@@ -26,6 +26,7 @@ from flwr.serverapp.strategy import FedAvg
 from fedtna.errors import FedtnaError, RunFailedError, out_of_range
 from fedtna.fl.round_plan import RoundPlan, plan_masks, shapes_as_parameters
 from fedtna.fl.schedules import get_schedule
+from fedtna.fl.update_geometry import update_geometry
 from fedtna.masks import FixedMasks, derive_seed, masks_checksum
 
 NUM_EXAMPLES = "num-examples"
@@ -88,7 +89,9 @@ class SeededStrategy(FedAvg):
     def attach(self, node_of_partition: Mapping[int, int], parameter_shapes: Mapping[str, torch.Size]) -> None:
         """Bind what is known only at run time: the partition -> node map and the model's parameters."""
         self.node_of_partition = dict(node_of_partition)
-        self.partition_of_node = {node: part for part, node in self.node_of_partition.items()}
+        self.partition_of_node = {}
+        for part, node in sorted(self.node_of_partition.items()):
+            self.partition_of_node.setdefault(node, part)
         self.parameter_shapes = dict(parameter_shapes)
 
     # ------------------------------------------------------------------ plan
@@ -145,8 +148,8 @@ class SeededStrategy(FedAvg):
         replies = list(replies)
         failed = [reply for reply in replies if reply.has_error()]
         for reply in failed:
-            log(WARNING, "round %s %s: client of partition %s failed: %s", server_round, kind,
-                self.partition_of_node.get(reply.metadata.src_node_id), reply.error.reason)
+            log(WARNING, "round %s %s: client of node %s (partition %s) failed: %s", server_round, kind,
+                reply.metadata.src_node_id, self.partition_of_reply(reply), reply.error.reason)
         valid, rejected, non_finite = [], 0, 0
         for reply in (reply for reply in replies if not reply.has_error()):
             problem = self.update_problem(reply) if kind == "train" else None
@@ -156,7 +159,7 @@ class SeededStrategy(FedAvg):
             rejected += 1
             non_finite += problem.endswith(NON_FINITE)
             log(WARNING, "round %s: rejected the update of partition %s: %s", server_round,
-                self.partition_of_node.get(reply.metadata.src_node_id), problem)
+                self.partition_of_reply(reply), problem)
         self.failed_clients, self.rejected_clients = len(failed), rejected
         sampled = self.sampled_clients if kind == "train" else len(replies)
         needed = max(1, math.ceil(self.min_clients_fraction * sampled - 1e-9)) if replies else 0
@@ -166,7 +169,14 @@ class SeededStrategy(FedAvg):
                 f"round {server_round} ({kind}): {len(valid)} valid of {sampled} sampled clients, {len(failed)} "
                 f"failed, {rejected} rejected; need {needed} (min_clients_fraction={self.min_clients_fraction})"
                 + (f": {reasons}" if reasons else ""), non_finite_updates=non_finite)
-        return sorted(valid, key=lambda reply: self.partition_of_node.get(reply.metadata.src_node_id, 0))
+        return sorted(valid, key=self.partition_of_reply)
+
+    def partition_of_reply(self, reply: Message) -> int:
+        """The partition a reply trained on: its ``partition_id`` metric (a simulated node may serve several
+        partitions), else the partition of the node it came from."""
+        if reply.has_content() and "metrics" in reply.content and "partition_id" in reply.content["metrics"]:
+            return int(reply.content["metrics"]["partition_id"])
+        return self.partition_of_node.get(reply.metadata.src_node_id, -1)
 
     def update_problem(self, reply: Message) -> str | None:
         """Why a client's update cannot be averaged (keys, shapes, dtypes, non-finite values), or None."""
@@ -193,10 +203,8 @@ class SeededStrategy(FedAvg):
         if self.round_masks is None:
             return
         expected = masks_checksum(self.round_masks)
-        reported = {
-            self.partition_of_node.get(reply.metadata.src_node_id): int(reply.content["metrics"]["mask_checksum"])
-            for reply in replies
-        }
+        reported = {self.partition_of_reply(reply): int(reply.content["metrics"]["mask_checksum"])
+                    for reply in replies}
         wrong = {part: value for part, value in reported.items() if value != expected}
         if wrong:
             raise MaskMismatchError(
@@ -240,6 +248,10 @@ class SeededStrategy(FedAvg):
                     else np.rint(value).astype(dtypes[key]) for key, value in averaged.items()}
         averaged = self.restore_anchors(averaged)
         metrics = aggregate_client_metrics([reply.content["metrics"] for reply in valid])
+        metrics.update(update_geometry(
+            {key: self.previous_arrays[key].numpy() for key in averaged},
+            [{key: reply.content[self.arrayrecord_key][key].numpy() for key in averaged} for reply in valid],
+            [float(reply.content["metrics"][NUM_EXAMPLES]) for reply in valid], averaged).as_metrics())
         metrics["clients"] = len(valid)
         metrics["failed_clients"] = self.failed_clients
         metrics["rejected_clients"] = self.rejected_clients
