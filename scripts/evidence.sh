@@ -2,9 +2,10 @@
 # The evidence behind the README's result tables (issue 11), on mnist5k with the paper CNN.
 #   bash scripts/evidence.sh drift    # drift regime: 5 methods x 5 seeds x weight decay {5e-4, 0}  (50 runs)
 #   bash scripts/evidence.sh alpha    # Dirichlet alpha 0.5, 10 clients, E=2, 30 rounds: 5 methods x 3 seeds (15)
-#   bash scripts/evidence.sh rho      # rho robustness, drift regime: FedPFN/FedPNU x rho x 3 seeds (21 new runs)
+#   bash scripts/evidence.sh rho      # rho robustness, drift regime: FedPFN/FedPNU x rho {0.2,0.8,0.9} x 3 seeds (18)
 #   bash scripts/evidence.sh designs  # mask designs of our own vs FedPNU, drift (5 seeds) and alpha 0.5 (3 seeds)
-#   bash scripts/evidence.sh fusion   # fusion barriers: MLP lr x wd grid, MLP rho sweep, CNN lr 0.05 x wd; 3 seeds
+#   bash scripts/evidence.sh fusion   # fusion barriers: MLP lr x wd grid, MLP rho sweep, CNN lr 0.05; 3 seeds
+#   bash scripts/evidence.sh soups    # model soups: fine-tuned copies of one pretrained MLP, with/without anchors
 # Every part keeps its run folders under $ROOT (default multirun/evidence) and ends with reports:
 #   python -m fedtna.report $ROOT/drift/wd5e-4 ...  (each command below prints where its report went)
 # Two jobs at a time (joblib), each job's Ray sized to half the CPUs.
@@ -19,19 +20,19 @@ methods() {  # $1 = sweep dir, $2 = seeds, rest = regime overrides: FedAvg, FedP
   run "$@" strategy=fedpnu mask_ratio=0.4,0.6 seed=$seeds hydra.sweep.dir=$out/fedpnu
 }
 ALPHA="partition.alpha=0.5 num_clients=10 local_epochs=2 num_rounds=30"
-case ${1:?part: drift alpha rho designs fusion} in
+case ${1:?part: drift alpha rho designs fusion soups} in
   drift)
     for wd in 5e-4 0; do methods $ROOT/drift/wd$wd 0,1,2,3,4 +experiment=drift weight_decay=$wd; done
     for wd in 5e-4 0; do python -m fedtna.report $ROOT/drift/wd$wd; done ;;
   alpha)
     methods $ROOT/alpha0.5/wd5e-4 0,1,2 $ALPHA weight_decay=5e-4
     python -m fedtna.report $ROOT/alpha0.5/wd5e-4 ;;
-  rho)  # rho 0.4 (both) and 0.6 (FedPNU) come from the drift part, seeds 0-2
-    run +experiment=drift strategy=fedpfn,fedpnu mask_ratio=0.2,0.8,0.9 seed=0,1,2 hydra.sweep.dir=$ROOT/rho/masked
-    run +experiment=drift strategy=fedpfn mask_ratio=0.6 seed=0,1,2 hydra.sweep.dir=$ROOT/rho/fedpfn0.6
+  rho)  # rho 0.4 (both) and 0.6 (FedPNU) come from the drift part
+    run +experiment=drift strategy=fedpfn,fedpnu mask_ratio=${RHOS:-0.2,0.8,0.9} seed=${SEEDS:-0,1,2} \
+        hydra.sweep.dir=$ROOT/rho/masked
     python -m fedtna.report $ROOT/rho $ROOT/drift/wd5e-4 --out $ROOT/rho ;;
-  designs)
-    for regime in drift alpha; do
+  designs)  # REGIMES="drift alpha"; FedPNU's rho: PNU_RHO
+    for regime in ${REGIMES:-drift alpha}; do
       if [ $regime = drift ]; then set -- 0,1,2,3,4 +experiment=drift; else set -- 0,1,2 $ALPHA weight_decay=5e-4; fi
       seeds=$1; shift
       run "$@" strategy=fedpfn_anneal mask_ratio=${ANNEAL_FROM:-0.6} seed=$seeds hydra.sweep.dir=$ROOT/designs/$regime/anneal
@@ -39,14 +40,20 @@ case ${1:?part: drift alpha rho designs fusion} in
           hydra.sweep.dir=$ROOT/designs/$regime/neuron
     done
     python -m fedtna.report $ROOT/designs/drift $ROOT/drift/wd5e-4 --out $ROOT/designs/drift
-    python -m fedtna.report $ROOT/designs/alpha $ROOT/alpha0.5/wd5e-4 --out $ROOT/designs/alpha ;;
+    [ -d $ROOT/designs/alpha ] && python -m fedtna.report $ROOT/designs/alpha $ROOT/alpha0.5/wd5e-4 --out $ROOT/designs/alpha ;;
   fusion)
     lmc() { python -m fedtna.lmc -m "modes=[vanilla,tna_pfn,weight_matching]" mask_ratio=0.4 progress=false \
-              num_threads=1 weight_decay=0,5e-4 seed=0,1,2 "$@"; }
-    lmc model=mlp lr=0.01,0.05,0.1 hydra.sweep.dir=$ROOT/fusion/mlp
+              seed=0,1,2 "$@"; }
+    lmc model=mlp lr=0.01,0.05,0.1 weight_decay=0,5e-4 num_threads=1 hydra.sweep.dir=$ROOT/fusion/mlp
     python -m fedtna.lmc -m model=mlp "modes=[tna_pfn,prune_init]" mask_ratio=0.0,0.2,0.4,0.6,0.8 seed=0,1,2 \
         progress=false num_threads=1 hydra.sweep.dir=$ROOT/fusion/mlp_rho
-    lmc model=cnn lr=0.05 hydra.sweep.dir=$ROOT/fusion/cnn
+    lmc model=cnn lr=0.05 weight_decay=0 num_threads=2 hydra.sweep.dir=$ROOT/fusion/cnn
     python -m fedtna.report $ROOT/fusion ;;
-  *) echo "unknown part '$1': one of drift alpha rho designs fusion" >&2; exit 2 ;;
+  soups)  # pretrain (FedAvg, 3 rounds, alpha 0.5, MLP), then fine-tune 4 copies per seed at 4 lrs; 10% held out
+    python -m fedtna.run model=mlp num_rounds=3 partition.alpha=0.5 progress=false print_config=false \
+        hydra.run.dir=$ROOT/soups/pretrain
+    python -m fedtna.lmc -m model=mlp init=checkpoint init_checkpoint=$ROOT/soups/pretrain/model.pt num_models=4 \
+        holdout=0.1 "model_lrs=[0.01,0.03,0.05,0.1]" epochs=3 "modes=[vanilla,tna_pfn]" mask_ratio=0.4,0.8 \
+        seed=0,1,2 progress=false num_threads=1 hydra.sweep.dir=$ROOT/soups/finetune ;;
+  *) echo "unknown part '$1': one of drift alpha rho designs fusion soups" >&2; exit 2 ;;
 esac

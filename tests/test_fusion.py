@@ -191,3 +191,30 @@ def test_data_parts_same_disjoint_and_dirichlet() -> None:
                                      "partition.min_partition_size=5"), labels)
     assert sorted(index for part in skewed for index in part) == list(range(300))
     assert len({len(part) for part in skewed}) > 1  # non-IID parts differ in size
+
+
+@pytest.mark.parametrize("model", [["model=vgg11", "model.base_width_divisor=16"], ["model=resnet20"]],
+                         ids=["vgg11", "resnet20"])
+def test_weight_matching_runs_end_to_end_on_batch_norm_models(tmp_path, model: list[str]) -> None:
+    """VGG-11 and ResNet-20 (BatchNorm, residual stream) get the post-hoc baseline too."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from fedtna.config import parse_lmc_config
+    from fedtna.config.entry import compose_config
+    from fedtna.fusion.cli import run_lmc
+
+    cfg = compose_config("lmc", ["dataset=synthetic", "dataset.num_train=128", "dataset.num_test=64",
+                                 "dataset.height=8", "dataset.width=8", "epochs=1", "batch_size=32",
+                                 "num_points=3", "bn_reset_batches=2", "progress=false",
+                                 "modes=[vanilla,weight_matching]", *model])
+    OmegaConf.set_struct(cfg, False)
+    cfg.output_dir = str(tmp_path)
+    result = run_lmc(parse_lmc_config(cfg))
+    assert set(result["modes"]) == {"vanilla", "weight_matching"}
+    matched = result["modes"]["weight_matching"]["summary"]
+    vanilla = result["modes"]["vanilla"]["summary"]
+    # permuting keeps the function (up to summation order: allow one of the 64 test images to flip)
+    assert matched["endpoint_accuracy_mean"] == pytest.approx(vanilla["endpoint_accuracy_mean"], abs=1 / 64 + 1e-9)
+    assert json.loads((tmp_path / "lmc.json").read_text())["modes"].keys() == result["modes"].keys()

@@ -240,6 +240,36 @@ def test_fl_plots_one_per_panel(tmp_path: Path) -> None:
                                                           "curves-partition.alpha=1.0.png"]
 
 
+def test_drift_metrics_get_their_own_axes_when_recorded(tmp_path: Path) -> None:
+    from PIL import Image
+
+    heights = []
+    for drift in (False, True):
+        root = tmp_path / f"drift{drift}"
+        for seed in (0, 1):
+            folder = fake_run(root, f"avg{seed}", seed=seed, accuracies=[0.5, 0.6, 0.7])
+            if drift:
+                rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+                for row in rows:
+                    row.update(update_norm=1.0, update_spread=0.5, update_agreement=0.7, global_norm=10.0)
+                (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        (plot,) = build_report([root]).plots
+        heights.append(Image.open(plot).size[1])
+    assert heights[1] > 2.5 * heights[0]  # three rows of axes instead of one
+
+
+def test_drift_table_is_the_mean_over_rounds_then_over_seeds(tmp_path: Path) -> None:
+    for seed, spreads in enumerate(([1.0, 3.0], [2.0, 6.0])):
+        folder = fake_run(tmp_path, f"avg{seed}", seed=seed, accuracies=[0.5, 0.6])
+        rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        for row, spread in zip(rows, spreads):
+            row.update(update_norm=2 * spread, update_spread=spread, update_agreement=0.5, global_norm=10.0 + seed)
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    markdown = build_report([tmp_path], plots=False).files["md"].read_text()
+    # spreads: run means 2 and 4 -> 3 ± 1.414; moves 6 ± 2.828; global norm of the last round 10.5 ± 0.707
+    assert "| strategy=fedavg | 2 | 6.000 ± 2.828 | 3.000 ± 1.414 | 0.500 ± 0.000 | 10.500 ± 0.707 |" in markdown
+
+
 def test_no_runs_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="no runs"):
         build_report([tmp_path])

@@ -10,6 +10,7 @@ from fedtna.errors import ConfigError
 from fedtna.models.cnn import CNN
 from fedtna.models.mlp import MLP
 from fedtna.models.resnet import ResNet20
+from fedtna.models.vgg import VGG
 from fedtna.training import OptimizerSettings, Phase, evaluate, local_train
 from fedtna.fusion.weight_matching import (align_to_first, apply_permutations, permutation_spec, supports,
                                     weight_matching)
@@ -42,26 +43,51 @@ def small_cnn() -> CNN:
     return CNN((1, 28, 28), 10)
 
 
-@pytest.mark.parametrize("make_model", [trained_mlp, small_cnn], ids=["mlp", "cnn"])
+def _randomise_batch_norm(model: nn.Module) -> nn.Module:
+    """BatchNorm vectors away from their 1/0 init, so a wrong permutation of them would show."""
+    generator = torch.Generator().manual_seed(5)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            for tensor in (module.weight.data, module.bias.data, module.running_mean):
+                tensor.copy_(torch.randn(tensor.shape, generator=generator))
+            module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+    return model.eval()
+
+
+def small_vgg() -> VGG:
+    torch.manual_seed(3)
+    return _randomise_batch_norm(VGG((1, 28, 28), 10, depth=11, base_width_divisor=16))
+
+
+def small_resnet() -> ResNet20:
+    torch.manual_seed(4)
+    return _randomise_batch_norm(ResNet20((3, 8, 8), 10))
+
+
+SHAPES = {MLP: (1, 6, 6), CNN: (1, 28, 28), VGG: (1, 28, 28), ResNet20: (3, 8, 8)}
+
+
+@pytest.mark.parametrize("make_model", [trained_mlp, small_cnn, small_vgg, small_resnet],
+                         ids=["mlp", "cnn", "vgg11", "resnet20"])
 def test_matching_recovers_a_known_permutation_exactly(make_model) -> None:
     model = make_model()
     spec = permutation_spec(model)
     original = state_of(model)
-    inputs = torch.randn(64, *((1, 6, 6) if isinstance(model, MLP) else (1, 28, 28)))
+    inputs = torch.randn(64, *SHAPES[type(model)])
     labels = torch.randint(0, 4, (64,))
 
     scrambled = apply_permutations(spec, random_permutations(spec, seed=7), original)
     assert any(not torch.equal(scrambled[name], original[name]) for name in spec.axes)
-    scrambled_model = make_model()
+    scrambled_model = make_model().eval()
     scrambled_model.load_state_dict(scrambled)
     with torch.no_grad():
-        assert torch.allclose(scrambled_model(inputs), model(inputs), atol=1e-5)  # same function
+        assert torch.allclose(scrambled_model(inputs), model(inputs), rtol=1e-4, atol=1e-4)  # same function, other sum order
 
     perms = weight_matching(spec, original, scrambled)
     recovered = apply_permutations(spec, perms, scrambled)
     for name in original:
         assert torch.equal(recovered[name], original[name]), name
-    recovered_model = make_model()
+    recovered_model = make_model().eval()
     recovered_model.load_state_dict(recovered)
     assert evaluate(recovered_model, inputs, labels) == evaluate(model, inputs, labels)
 
@@ -89,8 +115,19 @@ def test_cnn_spec_moves_fc1_inputs_in_channel_blocks() -> None:
     assert spec.sizes() == {"P_conv1": 32, "P_conv2": 64, "P_conv3": 64, "P_fc1": 64}
 
 
+def test_resnet_stream_keeps_carried_channels_in_the_previous_stage_order() -> None:
+    spec = permutation_spec(small_resnet())
+    sizes = spec.sizes()
+    assert (sizes["P_stream1"], sizes["P_pad2"], sizes["P_pad3"]) == (16, 16, 32)
+    assert sizes["P_layer3.2"] == 64 and len(sizes) == 3 + 9
+    ((carried, positions), (padded, pad_positions)) = spec.axes["layer2.0.conv2.weight"][0]
+    assert (carried, positions) == ("P_stream1", tuple(range(8, 24)))
+    assert padded == "P_pad2" and pad_positions == (*range(8), *range(24, 32))
+    assert "layer1.0.bn1.running_mean" in spec.axes and "layer1.0.bn1.running_mean" not in spec.matched
+
+
 def test_unsupported_models_raise_a_config_error() -> None:
-    model = ResNet20((3, 8, 8), 10)
-    assert not supports(model) and supports(small_cnn())
-    with pytest.raises(ConfigError, match="ResNet20"):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    assert not supports(model) and supports(small_cnn()) and supports(small_resnet())
+    with pytest.raises(ConfigError, match="Sequential"):
         permutation_spec(model)

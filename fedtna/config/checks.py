@@ -21,7 +21,7 @@ from fedtna.training import OPTIMIZERS
 RangeCheck = tuple[str, Callable[[Any], bool], str]
 
 LMC_MODES = ("vanilla", "tna_pfn", "prune_init", "weight_matching", "tna_pfn_weight_matching")
-LMC_INITS = ("independent", "shared")
+LMC_INITS = ("independent", "shared", "checkpoint")
 LMC_DATA_SPLITS = ("same", "disjoint", "dirichlet")
 WANDB_MODES = ("disabled", "offline", "online")
 
@@ -79,6 +79,9 @@ LMC_CHECKS: list[RangeCheck] = [
     ("bn_reset_batches", lambda v: v >= 1, "integers >= 1"),
     ("num_threads", lambda v: v is None or v >= 1, "integers >= 1 (or null)"),
     ("init", *_one_of(LMC_INITS)),
+    ("holdout", lambda v: 0.0 <= v <= 0.5, "[0, 0.5]"),
+    ("model_lrs", lambda v: v is None or (len(v) > 0 and all(lr > 0 for lr in v)),
+     "a non-empty list of learning rates > 0 (or null = lr for every model)"),
     ("data_split", *_one_of(LMC_DATA_SPLITS)),
     ("modes", lambda v: v is None or (len(v) > 0 and set(v) <= set(LMC_MODES)),
      f"a non-empty list from {list(LMC_MODES)} (or null = all)"),
@@ -151,6 +154,15 @@ def check_lmc_config(config: LmcConfig) -> None:
     """Checks of a fusion run that need no data and no model."""
     _check_shared(config)
     apply_checks(config, LMC_CHECKS)
+    if (config.init == "checkpoint") != (config.init_checkpoint is not None):
+        raise ConfigError(f"init={config.init!r} with init_checkpoint={config.init_checkpoint!r}: init=checkpoint "
+                          "needs init_checkpoint=<path to a model.pt>, and init_checkpoint needs init=checkpoint")
+    if config.init_checkpoint is not None:
+        from pathlib import Path
+
+        if not Path(config.init_checkpoint).expanduser().is_file():
+            raise ConfigError(f"init_checkpoint={config.init_checkpoint!r} is not a file (a model.pt written by a "
+                              "fedtna run with save_model=true)")
 
 
 def check_against_data(num_clients: int, num_train_examples: int, dataset_name: str) -> None:

@@ -169,6 +169,9 @@ class LmcConfig(TrainingKeys):
 
     num_models: int = _required()
     init: str = _required()
+    init_checkpoint: Optional[str] = _required()
+    model_lrs: Optional[list[float]] = _required()
+    holdout: float = _required()
     data_split: str = _required()
     modes: Optional[list[str]] = _required()
     mask: MaskLayout = _required()

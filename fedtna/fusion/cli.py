@@ -96,8 +96,9 @@ def run_lmc(config: LmcConfig) -> dict[str, Any]:
     from fedtna.device import resolve_device
     from fedtna.fusion.interpolation import ModelMeter
     from fedtna.fusion.plot import plot_curves, print_table
-    from fedtna.fusion.training import MATCHED_MODES, MODE_TRAINING, data_parts, resolve_modes, total_steps, \
-        train_models
+    from fedtna.fusion.soups import best_single, greedy_soup, uniform_soup
+    from fedtna.fusion.training import MATCHED_MODES, MODE_TRAINING, data_parts, holdout_split, resolve_modes, \
+        total_steps, train_models
     from fedtna.fusion.weight_matching import align_to_first, supports
     from fedtna.masks import derive_seed, validate_scope
     from fedtna.models import build_model
@@ -123,6 +124,11 @@ def run_lmc(config: LmcConfig) -> dict[str, Any]:
     measure = ModelMeter(template.to(device), bundle.test_x, bundle.test_y, bn_inputs, config.batch_size,
                          config.eval_batch_size)
 
+    _, held_out = holdout_split(config, len(bundle.train_y))
+    held = torch.as_tensor(held_out, dtype=torch.long)
+    measure_holdout = ModelMeter(template.to(device), bundle.train_x[held], bundle.train_y[held], bn_inputs,
+                                 config.batch_size, config.eval_batch_size) if len(held) else None
+
     trainings = list(dict.fromkeys(MODE_TRAINING[mode] for mode in modes))
     num_pairs = config.num_models * (config.num_models - 1) // 2
     trained, results = {}, {}
@@ -139,10 +145,15 @@ def run_lmc(config: LmcConfig) -> dict[str, Any]:
             results[mode] = measure_mode(states, measure, config.num_points, advance)
             results[mode]["anchor_drift"] = max(model.anchor_drift for model in trained[MODE_TRAINING[mode]])
             results[mode]["train_loss"] = [model.train_loss for model in trained[MODE_TRAINING[mode]]]
+            if measure_holdout is not None:
+                results[mode]["soups"] = {name: asdict(cook(states, measure_holdout, measure)) for name, cook in
+                                          (("best_single", best_single), ("uniform", uniform_soup),
+                                           ("greedy", greedy_soup))}
 
     result = finite_or_none({
         "config": to_plain(config),
         "data_part_sizes": [len(part) for part in parts],
+        "holdout_size": len(held_out),
         "modes": results,
         "wall_seconds": round(time.perf_counter() - started, 3),
     })

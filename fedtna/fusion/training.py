@@ -9,7 +9,7 @@ bit-exact by its Phase masks. No Flower import.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -19,8 +19,9 @@ from fedtna.augment import batch_transform
 from fedtna.config import LmcConfig
 from fedtna.data import partition_dataset
 from fedtna.errors import ConfigError
+from fedtna.fusion.specs import supported_names
 from fedtna.masks import FixedMasks, derive_seed, draw_fixed_masks
-from fedtna.training import Phase, local_train, steps_per_epoch
+from fedtna.training import OptimizerSettings, Phase, local_train, steps_per_epoch
 
 StateDict = dict[str, torch.Tensor]
 
@@ -49,24 +50,34 @@ def resolve_modes(config: LmcConfig, matching_supported: bool) -> tuple[str, ...
     matched = [mode for mode in modes if mode in MATCHED_MODES]
     if matched and not matching_supported:
         raise ConfigError(
-            f"modes={list(modes)!r} includes {matched}, but weight matching supports only "
-            f"model=mlp|cnn, not model={config.model_spec.name}; drop those modes"
+            f"modes={list(modes)!r} includes {matched}, but weight matching has no permutation spec for "
+            f"model={config.model_spec.name} (it knows {', '.join(supported_names())}); drop those modes"
         )
     return modes
 
 
+def holdout_split(config: LmcConfig, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(trainable, held-out) training indices: a seeded ``holdout`` fraction is never trained on."""
+    held = int(round(config.holdout * count))
+    order = np.random.default_rng(derive_seed(config.seed, "lmc", "holdout") % (2**32)).permutation(count)
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
 def data_parts(config: LmcConfig, train_labels: np.ndarray) -> list[np.ndarray]:
-    """Training indices of each model: all data, equal random parts, or Dirichlet (non-IID) parts."""
-    count, num_models = len(train_labels), config.num_models
+    """Training indices of each model: all data, equal random parts, or Dirichlet (non-IID) parts,
+    of the trainable (not held-out) examples."""
+    trainable, _ = holdout_split(config, len(train_labels))
+    count, num_models = len(trainable), config.num_models
     if config.data_split == "same":
-        return [np.arange(count) for _ in range(num_models)]
+        return [trainable.copy() for _ in range(num_models)]
     if num_models > count:
         raise ConfigError(f"num_models={num_models} is more than the {count} training examples")
     split_seed = derive_seed(config.seed, "lmc", "split") % (2**32)
     if config.data_split == "disjoint":
         order = np.random.default_rng(split_seed).permutation(count)
-        return [np.sort(part) for part in np.array_split(order, num_models)]
-    return partition_dataset(config.partition_spec, train_labels, num_models, split_seed)
+        return [np.sort(trainable[part]) for part in np.array_split(order, num_models)]
+    parts = partition_dataset(config.partition_spec, train_labels[trainable], num_models, split_seed)
+    return [trainable[np.asarray(part, dtype=np.int64)] for part in parts]
 
 
 def seeded_state(build: Callable[[], nn.Module], seed: int) -> StateDict:
@@ -77,8 +88,33 @@ def seeded_state(build: Callable[[], nn.Module], seed: int) -> StateDict:
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
 
+def checkpoint_state(path: str, template: nn.Module) -> StateDict:
+    """A saved state dict that fits ``template`` exactly (same keys, shapes, dtypes), or one ConfigError line."""
+    from pathlib import Path
+
+    try:
+        state = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is the same user error
+        raise ConfigError(f"init_checkpoint={path!r} is not a readable torch state dict: {error}") from None
+    expected = template.state_dict()
+    if not isinstance(state, dict) or set(state) != set(expected):
+        keys = sorted(set(state) ^ set(expected)) if isinstance(state, dict) else ["<not a dict>"]
+        raise ConfigError(f"init_checkpoint={path!r} does not fit this model: keys differ {keys[:3]}; train it "
+                          "with the same model and dataset")
+    for name, tensor in expected.items():
+        if state[name].shape != tensor.shape or state[name].dtype != tensor.dtype:
+            raise ConfigError(f"init_checkpoint={path!r} does not fit this model: {name} is "
+                              f"{state[name].dtype}{list(state[name].shape)}, expected {tensor.dtype}{list(tensor.shape)}")
+    return {name: tensor.clone() for name, tensor in state.items()}
+
+
 def own_initial_states(config: LmcConfig, build: Callable[[], nn.Module]) -> tuple[StateDict, list[StateDict]]:
-    """(shared init, per-model inits): one seed for all under init=shared, one per model otherwise."""
+    """(shared init, per-model inits): one seed for all under init=shared, one per model under independent,
+    the checkpoint for all under init=checkpoint (TNA-PFN's anchors then stay at the pretrained values)."""
+    if config.init == "checkpoint":
+        assert config.init_checkpoint is not None
+        start = checkpoint_state(config.init_checkpoint, build())
+        return start, [start for _ in range(config.num_models)]
     shared = seeded_state(build, derive_seed(config.seed, "lmc", "init", "shared"))
     if config.init == "shared":
         return shared, [shared for _ in range(config.num_models)]
@@ -136,13 +172,21 @@ def train_models(
         inputs, labels = train_inputs[index], train_labels[index]
         num_steps = config.epochs * steps_per_epoch(len(labels), config.batch_size)
         generator = torch.Generator().manual_seed(derive_seed(config.seed, "lmc", "order", k))
-        stats = local_train(model, inputs, labels, [Phase(masks, num_steps)], config.optimizer_settings,
+        stats = local_train(model, inputs, labels, [Phase(masks, num_steps)], model_optimizer(config, k),
                             config.batch_size, generator, batch_transform=batch_transform(config.augmentation))
         if hook is not None:
             hook.remove()
         state = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
         trained.append(TrainedModel(state=state, train_loss=stats.mean_loss, anchor_drift=stats.anchor_drift))
     return trained
+
+
+def model_optimizer(config: LmcConfig, k: int) -> OptimizerSettings:
+    """Model k's optimizer: ``lr``, or ``model_lrs[k % len]`` when set (diverse fine-tuned soup ingredients)."""
+    settings = config.optimizer_settings
+    if config.model_lrs is None:
+        return settings
+    return replace(settings, lr=float(config.model_lrs[k % len(config.model_lrs)]))
 
 
 def total_steps(config: LmcConfig, parts: Sequence[np.ndarray]) -> int:

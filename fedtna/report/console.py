@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from fedtna.report.build import Report
-from fedtna.report.fusion import headline_table, modes_table, sweep_tables
+from fedtna.report.fusion import headline_table, modes_table, soups_table, sweep_tables
 from fedtna.report.views import excluded_table, group_tables
 
 
@@ -24,6 +24,7 @@ def print_report(report: Report, file: TextIO | None = None) -> None:
     if report.fusion is not None:
         headline = headline_table(report.fusion)
         tables = ([headline] if headline.rows else [modes_table(report.fusion)]) + sweep_tables(report.fusion)
+        tables += [table for table in [soups_table(report.fusion)] if table is not None]
         for table in tables:
             console.print(table.rich())
     console.print(f"report: {report.files['md']}", soft_wrap=True, highlight=False)

@@ -1,4 +1,8 @@
-"""Test accuracy and test loss per round: one PNG per panel, one line per group (mean ± 1 std over seeds)."""
+"""Curves per round: one PNG per panel, one line per group (mean ± 1 std over seeds).
+
+Test accuracy and loss always; the client-drift metrics (``fedtna.fl.update_geometry``) when the
+runs recorded them.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,17 @@ def _series(group: Group, key: str) -> tuple[list[int], list[list[float]]]:
     return rounds, curves
 
 
+# (metric, scale, y label, title), in plotting order; a metric no run recorded gets no axes
+CURVE_METRICS = (
+    ("test_accuracy", 100.0, "test accuracy (%)", "test accuracy"),
+    ("test_loss", 1.0, "test loss (cross-entropy)", "test loss"),
+    ("update_norm", 1.0, "mean ||w_k - w||", "how far clients move"),
+    ("update_spread", 1.0, "RMS ||w_k - mean_k w_k||", "client disagreement (drift)"),
+    ("update_agreement", 1.0, "||mean update|| / mean ||update||", "update agreement (1 = aligned)"),
+    ("global_norm", 1.0, "||w||", "global model norm"),
+)
+
+
 def _draw(axes, group: Group, key: str, scale: float, colour, name: str) -> None:  # noqa: ANN001
     rounds, curves = _series(group, key)
     if not rounds:
@@ -34,19 +49,23 @@ def _draw(axes, group: Group, key: str, scale: float, colour, name: str) -> None
 
 
 def plot_panel(groups: list[Group], title: str, palette: dict, path: Path) -> Path:
-    """Left: test accuracy (%); right: test loss; x: round."""
-    figure = new_figure(11.5, 4.6)
-    accuracy_axes, loss_axes = figure.subplots(1, 2)
-    for group in groups:
-        name = group.method or group.label
-        _draw(accuracy_axes, group, "test_accuracy", 100.0, palette[name], name)
-        _draw(loss_axes, group, "test_loss", 1.0, palette[name], name)
-    accuracy_axes.set(xlabel="round", ylabel="test accuracy (%)", title="test accuracy")
-    loss_axes.set(xlabel="round", ylabel="test loss (cross-entropy)", title="test loss")
-    for axes in (accuracy_axes, loss_axes):
+    """Test accuracy (%) and test loss, then the drift metrics the runs have; x: round."""
+    recorded = [metric for metric in CURVE_METRICS
+                if any(metric[0] in row for group in groups for row in group.runs[0].rows)]
+    rows = math.ceil(len(recorded) / 2)
+    figure = new_figure(11.5, 4.2 * rows + 0.4)
+    grid = figure.subplots(rows, 2, squeeze=False)
+    all_axes = [axes for row in grid for axes in row]
+    for axes, (key, scale, ylabel, subtitle) in zip(all_axes, recorded):
+        for group in groups:
+            name = group.method or group.label
+            _draw(axes, group, key, scale, palette[name], name)
+        axes.set(xlabel="round", ylabel=ylabel, title=subtitle)
         axes.grid(alpha=0.3)
         axes.xaxis.get_major_locator().set_params(integer=True)
-    legend(figure, accuracy_axes)
+    for axes in all_axes[len(recorded):]:
+        axes.set_visible(False)
+    legend(figure, all_axes[0])
     figure.suptitle(title, fontsize=11)
     return save(figure, path)
 

@@ -180,6 +180,27 @@ def sweep_tables(analysis: FusionAnalysis) -> list[TextTable]:
     return tables
 
 
+SOUPS = (("best_single", "best single"), ("uniform", "uniform soup"), ("greedy", "greedy soup"))
+
+
+def soups_table(analysis: FusionAnalysis) -> TextTable | None:
+    """Fine-tuned copies averaged (lmc.json ``soups``, runs with ``holdout`` > 0): test accuracy of the best
+    single model, the uniform and the greedy soup (chosen on held-out training data), per setting and mode."""
+    table = TextTable("Model soups (test accuracy %, mean ± std over seeds; choices on held-out training data)",
+                      ["setting", "mode", "seeds", *(name for _, name in SOUPS), "greedy ingredients"])
+    for s in analysis.settings:
+        for mode in s.modes:
+            cooked = [(run.modes[mode].get("soups") or {}) for run in s.runs if mode in run.modes]
+            cooked = [soups for soups in cooked if soups]
+            if not cooked:
+                continue
+            cells = [mean_std_text([soups[key]["test_accuracy"] for soups in cooked], 100) for key, _ in SOUPS]
+            sizes = mean_std([float(len(soups["greedy"]["ingredients"])) for soups in cooked])
+            table.rows.append([s.label, mode_name(mode), str(len(cooked)), *cells,
+                               sizes.text(1.0, 1) if sizes else "–"])
+    return table if table.rows else None
+
+
 def records(analysis: FusionAnalysis) -> list[dict[str, Any]]:
     """One flat record per setting and mode, for report.csv and report.json."""
     rows = []

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from fedtna.report.fl import FlAnalysis, Group
-from fedtna.report.fusion import FusionAnalysis, headline_table, modes_table, records, sweep_tables
+from fedtna.report.fusion import FusionAnalysis, headline_table, modes_table, records, soups_table, sweep_tables
 from fedtna.report.runs import FoundRuns
 from fedtna.report.settings import FL_CONTEXT, LMC_CONTEXT, MISSING
 from fedtna.report.stats import MeanStd
-from fedtna.report.views import excluded_table, group_tables, method_text, settings_sentence
+from fedtna.report.views import drift_tables, excluded_table, group_tables, method_text, settings_sentence
 
 FUSION_TEXT = ("Each lmc.json holds, per mode, K models trained on the same seeds, every pair interpolated "
                "on α ∈ [0, 1] and all K averaged. Accuracy barrier = max over α of [(1−α)Acc(A) + αAcc(B) − "
@@ -88,11 +88,14 @@ def markdown(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | Non
         config = fl.groups[0].runs[0].config if fl.groups else None
         lines += ["## Federated runs", "", settings_sentence(fl.keys, fl.named, config, FL_CONTEXT, fl.varying), ""]
         curves = dict(zip(fl.panels, plots.get("curves", [])))
+        drift = drift_tables(fl)
         for table, panel in zip(group_tables(fl), fl.panels):
             lines += [f"### {panel or 'All runs'}", "", table.markdown(), ""]
             notes = [f"{c.group.method or c.group.label}: {c.note}" for c in fl.comparisons
                      if c.note and c.group.panel == panel]
             lines += [f"*{note}*  " for note in notes] + ([""] if notes else [])
+            if panel in drift:
+                lines += [f"#### {drift[panel].title}", "", drift[panel].markdown(), ""]
             if panel in curves:
                 lines += [f"![test accuracy and loss per round]({_link(curves[panel], out)})", ""]
         lines += ["### Method", "", method_text(fl), ""]
@@ -108,6 +111,9 @@ def markdown(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | Non
             lines += ["### Vanilla vs TNA-PFN", "", headline.markdown(), ""]
         for table in sweep_tables(fusion):
             lines += [f"### {table.title}", "", table.markdown(), ""]
+        soups = soups_table(fusion)
+        if soups is not None:
+            lines += ["### Model soups", "", soups.markdown(), ""]
         lines += ["### Every mode", "", modes_table(fusion).markdown(), ""]
         for path in plots.get("fusion", []):
             lines += [f"![interpolation curves]({_link(path, out)})", ""]

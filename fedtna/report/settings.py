@@ -135,9 +135,9 @@ class Selector:
 
 FL_CONTEXT = ("dataset.name", "model.name", "model.hidden_sizes", "model.width", "partition.name", "partition.alpha",
               "partition.classes_per_client", "num_clients", "fraction_train", "local_epochs", "num_rounds",
-              "optimizer", "lr", "batch_size")
+              "optimizer", "lr", "momentum", "weight_decay", "batch_size")
 LMC_CONTEXT = ("dataset.name", "model.name", "model.hidden_sizes", "model.width", "init", "data_split", "num_models",
-               "epochs", "optimizer", "lr", "batch_size", "mask_ratio", "num_points")
+               "epochs", "optimizer", "lr", "weight_decay", "batch_size", "mask_ratio", "num_points")
 
 
 def context(config: Mapping[str, Any], keys: Sequence[str], differing: Sequence[str], width: int = 0) -> str:

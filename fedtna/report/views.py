@@ -53,6 +53,42 @@ def group_tables(analysis: FlAnalysis) -> list[TextTable]:
     return tables
 
 
+# (metric in metrics.jsonl, column): client-drift metrics of fedtna.fl.update_geometry
+DRIFT_METRICS = (("update_norm", "client move ‖w_k − w‖"), ("update_spread", "disagreement (spread)"),
+                 ("update_agreement", "agreement"), ("global_norm", "‖w‖ final"))
+
+
+def _run_drift(group: Group, key: str) -> list[float]:
+    """Per seed: the mean over rounds (the last round for the global norm); seeds without the metric skipped."""
+    values = []
+    for run in group.runs:
+        series = [float(row[key]) for row in run.rows if isinstance(row.get(key), (int, float))]
+        if series:
+            values.append(series[-1] if key == "global_norm" else sum(series) / len(series))
+    return values
+
+
+def drift_tables(analysis: FlAnalysis) -> dict[str, TextTable]:
+    """Per panel with drift metrics: each metric's mean over rounds per run, then mean ± std over seeds."""
+    from fedtna.report.stats import mean_std
+
+    tables = {}
+    for panel in analysis.panels:
+        groups = [g for g in analysis.groups if g.panel == panel]
+        if not any(_run_drift(g, "update_spread") for g in groups):
+            continue
+        table = TextTable(f"Client drift{': ' + panel if panel else ''} (mean over rounds, then mean ± std over seeds)",
+                          ["setting", "seeds", *(column for _, column in DRIFT_METRICS)])
+        for group in groups:
+            cells = []
+            for key, _ in DRIFT_METRICS:
+                stats = mean_std(_run_drift(group, key))
+                cells.append(stats.text(1.0, 3) if stats else "–")
+            table.rows.append([group.method or group.label, str(len(group.runs)), *cells])
+        tables[panel] = table
+    return tables
+
+
 def excluded_table(analysis: FlAnalysis) -> TextTable | None:
     if not analysis.excluded:
         return None
