@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The evidence behind the README's result tables (issue 11), on mnist5k with the paper CNN.
-#   bash scripts/evidence.sh drift    # drift regime: 5 methods x 5 seeds x weight decay {5e-4, 0}  (50 runs)
+#   bash scripts/evidence.sh drift    # drift regime: 5 methods, weight decay 5e-4 (5 seeds) and 0 (3 seeds): 40 runs
 #   bash scripts/evidence.sh alpha    # Dirichlet alpha 0.5, 10 clients, E=2, 30 rounds: 5 methods x 3 seeds (15)
 #   bash scripts/evidence.sh rho      # rho robustness, drift regime: FedPFN/FedPNU x rho {0.2,0.8,0.9} x 3 seeds (18)
-#   bash scripts/evidence.sh designs  # mask designs of our own vs FedPNU, drift (5 seeds) and alpha 0.5 (3 seeds)
+#   bash scripts/evidence.sh designs  # mask designs of our own (annealed FedPFN, neuron-granular FedPNU), drift 5 seeds, alpha 3
 #   bash scripts/evidence.sh fusion   # fusion barriers: MLP lr x wd grid, MLP rho sweep, CNN lr 0.05; 3 seeds
 #   bash scripts/evidence.sh soups    # model soups: fine-tuned copies of one pretrained MLP, with/without anchors
 # Every part keeps its run folders under $ROOT (default multirun/evidence) and ends with reports:
@@ -22,7 +22,8 @@ methods() {  # $1 = sweep dir, $2 = seeds, rest = regime overrides: FedAvg, FedP
 ALPHA="partition.alpha=0.5 num_clients=10 local_epochs=2 num_rounds=30"
 case ${1:?part: drift alpha rho designs fusion soups} in
   drift)
-    for wd in 5e-4 0; do methods $ROOT/drift/wd$wd 0,1,2,3,4 +experiment=drift weight_decay=$wd; done
+    methods $ROOT/drift/wd5e-4 0,1,2,3,4 +experiment=drift weight_decay=5e-4
+    methods $ROOT/drift/wd0 0,1,2 +experiment=drift weight_decay=0
     for wd in 5e-4 0; do python -m fedtna.report $ROOT/drift/wd$wd; done ;;
   alpha)
     methods $ROOT/alpha0.5/wd5e-4 0,1,2 $ALPHA weight_decay=5e-4

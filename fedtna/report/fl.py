@@ -76,8 +76,14 @@ def _order(value: Any) -> tuple:
     return (0, value, "") if is_number(value) else (1, 0, format_value(value))
 
 
+def _is_mask_key(key: str) -> bool:
+    return key == "mask_ratio" or key.startswith("mask.")
+
+
 def _make_group(runs: Sequence[FlRun], keys: Sequence[str], named: Sequence[str], baseline: Selector | None) -> Group:
     config = runs[0].config
+    if not any("fixed_fraction" in row for run in runs for row in run.rows):  # no masks: their keys mean nothing
+        named = [key for key in named if not _is_mask_key(key)]
     numbers = [run.numbers for run in runs]
     walls = [run.wall_seconds for run in runs if run.wall_seconds is not None]
     return Group(

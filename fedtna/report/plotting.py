@@ -52,7 +52,8 @@ def legend(figure, axes) -> None:  # noqa: ANN001
     """One legend for the figure, below the plots, so it never hides a line."""
     handles, labels = axes.get_legend_handles_labels()
     if handles:
-        columns = len(handles) if len(handles) <= 5 else -(-len(handles) // 2)
+        widest = max(len(label) for label in labels)
+        columns = max(1, min(len(handles), 5, 150 // (widest + 6)))  # about 150 characters a row
         figure.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=9, frameon=False)
 
 
