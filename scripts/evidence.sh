@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The evidence behind the README's result tables (issue 11), on mnist5k with the paper CNN.
-#   bash scripts/evidence.sh drift    # drift regime: 5 methods, weight decay 5e-4 (5 seeds) and 0 (3 seeds): 40 runs
+#   bash scripts/evidence.sh drift    # drift regime: 5 methods, weight decay 5e-4 (5 seeds) and 0 (3 seeds),
+#                                     # FedAvg at lr 0.025 (5 seeds): 45 runs
 #   bash scripts/evidence.sh alpha    # Dirichlet alpha 0.5, 10 clients, E=2, 30 rounds: 5 methods x 3 seeds (15)
 #   bash scripts/evidence.sh rho      # rho robustness, drift regime: FedPFN/FedPNU x rho {0.2,0.8,0.9} x 3 seeds (18)
 #   bash scripts/evidence.sh designs  # mask designs of our own (annealed FedPFN, neuron-granular FedPNU), drift 5 seeds, alpha 3
@@ -24,7 +25,12 @@ case ${1:?part: drift alpha rho designs fusion soups} in
   drift)
     methods $ROOT/drift/wd5e-4 0,1,2,3,4 +experiment=drift weight_decay=5e-4
     methods $ROOT/drift/wd0 0,1,2 +experiment=drift weight_decay=0
-    for wd in 5e-4 0; do python -m fedtna.report $ROOT/drift/wd$wd; done ;;
+    # control: is FedPNU's gain only a smaller step? FedAvg at half the client lr
+    run +experiment=drift strategy=fedavg lr=0.025 seed=0,1,2,3,4 hydra.sweep.dir=$ROOT/drift/lr-control
+    python -m fedtna.report $ROOT/drift/wd5e-4
+    python -m fedtna.report $ROOT/drift/lr-control $ROOT/drift/wd5e-4 --method-keys lr \
+        --baseline "strategy=fedavg lr=0.025"     # every method against FedAvg at half the lr, paired by seed
+    python -m fedtna.report $ROOT/drift/wd0 ;;
   alpha)
     methods $ROOT/alpha0.5/wd5e-4 0,1,2 $ALPHA weight_decay=5e-4
     python -m fedtna.report $ROOT/alpha0.5/wd5e-4 ;;

@@ -281,6 +281,20 @@ def test_mask_keys_are_left_out_of_labels_of_runs_without_masks(tmp_path: Path) 
     assert labels == ["strategy=fedavg", "strategy=fedpnu mask_ratio=0.4", "strategy=fedpnu mask_ratio=0.6"]
 
 
+def test_method_keys_pair_groups_that_differ_in_that_setting(tmp_path: Path) -> None:
+    """FedAvg at another lr is a second baseline candidate only when lr counts as a method key."""
+    for seed in range(3):
+        fake_run(tmp_path, f"avg{seed}", seed=seed, accuracies=[0.5] * 6, extra={"lr": 0.05})
+        fake_run(tmp_path, f"avg-small{seed}", seed=seed, accuracies=[0.6] * 6, extra={"lr": 0.025})
+        fake_run(tmp_path, f"pnu{seed}", seed=seed, strategy="fedpnu", accuracies=[0.7] * 6, extra={"lr": 0.05})
+    by_panel = build_report([tmp_path], plots=False).fl
+    assert sorted(by_panel.panels) == ["lr=0.025", "lr=0.05"]
+    pooled = build_report([tmp_path], plots=False, baseline="strategy=fedavg lr=0.025", method_keys=["lr"]).fl
+    assert pooled.panels == [""]
+    (pnu,) = [c for c in pooled.comparisons if c.group.label.startswith("strategy=fedpnu")]
+    assert pnu.baseline.label == "strategy=fedavg lr=0.025" and pnu.result.mean == pytest.approx(0.1)
+
+
 def test_no_runs_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="no runs"):
         build_report([tmp_path])

@@ -37,7 +37,7 @@ def _remove_old_plots(out: Path) -> None:
 
 
 def build_report(directories: Sequence[Path | str], out: Path | str | None = None, baseline: str | None = None,
-                 plots: bool = True) -> Report:
+                 plots: bool = True, method_keys: Sequence[str] = ()) -> Report:
     """The whole report; ``out`` defaults to the first folder. Raises ReportError for what cannot be reported."""
     directories = [Path(directory) for directory in directories]
     if not directories:
@@ -47,7 +47,7 @@ def build_report(directories: Sequence[Path | str], out: Path | str | None = Non
         raise ReportError("no runs (config.json + metrics.jsonl, or lmc.json) under "
                           + ", ".join(str(directory) for directory in directories))
     try:
-        fl = analyse_fl(found.fl, baseline) if found.fl else None
+        fl = analyse_fl(found.fl, baseline, method_keys) if found.fl else None
     except ValueError as error:  # a malformed --baseline
         raise ReportError(str(error)) from None
     fusion = analyse_fusion(found.lmc) if found.lmc else None

@@ -23,6 +23,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", default=None, metavar="KEY=VALUE",
                         help="the baseline of the paired comparison, e.g. strategy=fedavg (the default when "
                              "there are fedavg runs) or 'strategy=fedprox strategy.proximal_mu=0.01'")
+    parser.add_argument("--method-keys", default="", metavar="KEY[,KEY...]",
+                        help="settings that belong to the method and are compared within a panel, e.g. lr: "
+                             "FedAvg at lr 0.025 against FedPNU at lr 0.05, paired by seed")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return parser
 
@@ -34,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fedtna.report.console import print_report
 
     try:
-        report = build_report(args.directories, args.out, args.baseline, plots=not args.no_plots)
+        method_keys = [key.strip() for key in args.method_keys.split(",") if key.strip()]
+        report = build_report(args.directories, args.out, args.baseline, plots=not args.no_plots,
+                              method_keys=method_keys)
     except FedtnaError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USAGE_ERROR_EXIT)

@@ -80,7 +80,8 @@ def _is_mask_key(key: str) -> bool:
     return key == "mask_ratio" or key.startswith("mask.")
 
 
-def _make_group(runs: Sequence[FlRun], keys: Sequence[str], named: Sequence[str], baseline: Selector | None) -> Group:
+def _make_group(runs: Sequence[FlRun], keys: Sequence[str], named: Sequence[str], baseline: Selector | None,
+                extra: Sequence[str] = ()) -> Group:
     config = runs[0].config
     if not any("fixed_fraction" in row for run in runs for row in run.rows):  # no masks: their keys mean nothing
         named = [key for key in named if not _is_mask_key(key)]
@@ -89,8 +90,8 @@ def _make_group(runs: Sequence[FlRun], keys: Sequence[str], named: Sequence[str]
     return Group(
         settings={key: config.get(key, MISSING) for key in keys},
         label=label(config, named) or label(config, ["strategy.name"]) or "all runs",
-        panel=label(config, [key for key in named if not is_method_key(key)]),
-        method=label(config, [key for key in named if is_method_key(key)]),
+        panel=label(config, [key for key in named if not is_method_key(key, extra)]),
+        method=label(config, [key for key in named if is_method_key(key, extra)]),
         runs=tuple(runs), is_baseline=baseline is not None and baseline.selects(config),
         final=mean_std([n.final for n in numbers]), best=mean_std([n.best for n in numbers]),
         last5=mean_std([n.last5 for n in numbers]), rounds=numbers[0].rounds, wall=mean_std(walls))
@@ -107,8 +108,8 @@ def _check_horizon(runs: Sequence[FlRun], named: Sequence[str]) -> None:
                           "report each num_rounds separately")
 
 
-def _comparison(group: Group, candidates: Sequence[Group], baseline: Selector) -> Comparison:
-    panel = {key: value for key, value in group.settings.items() if not is_method_key(key)}
+def _comparison(group: Group, candidates: Sequence[Group], baseline: Selector, extra: Sequence[str] = ()) -> Comparison:
+    panel = {key: value for key, value in group.settings.items() if not is_method_key(key, extra)}
     same_panel = [c for c in candidates if all(c.settings[key] == value for key, value in panel.items())
                   and c.runs[0].num_rounds == group.runs[0].num_rounds]
     if not same_panel:
@@ -118,7 +119,7 @@ def _comparison(group: Group, candidates: Sequence[Group], baseline: Selector) -
 
     def score(candidate: Group) -> int:
         return sum(candidate.settings[key] == value for key, value in group.settings.items()
-                   if is_method_key(key) and key not in ignore)
+                   if is_method_key(key, extra) and key not in ignore)
 
     best = max(score(candidate) for candidate in same_panel)
     chosen = [candidate for candidate in same_panel if score(candidate) == best]
@@ -131,8 +132,10 @@ def _comparison(group: Group, candidates: Sequence[Group], baseline: Selector) -
     return Comparison(group, base, result, "" if result else "no seed in common with the baseline")
 
 
-def analyse_fl(runs: Sequence[FlRun], baseline_text: str | None = None) -> FlAnalysis:
-    """Group, summarise and compare. ``baseline_text=None``: strategy=fedavg if there are such runs."""
+def analyse_fl(runs: Sequence[FlRun], baseline_text: str | None = None, method_keys: Sequence[str] = ()) -> FlAnalysis:
+    """Group, summarise and compare. ``baseline_text=None``: strategy=fedavg if there are such runs.
+    ``method_keys``: settings that count as part of the method (compared within a panel), e.g. ``lr``."""
+    extra = tuple(method_keys)
     configs = [run.config for run in runs]
     keys = differing_keys(configs, ignore=(HORIZON,))
     named = label_keys(configs, keys)
@@ -161,15 +164,15 @@ def analyse_fl(runs: Sequence[FlRun], baseline_text: str | None = None) -> FlAna
                 kept[run.seed] = run
         if kept:
             ordered = sorted(kept.values(), key=lambda run: _order(run.seed))
-            groups.append(_make_group(ordered, keys, named, selector))
-    panel_keys = [key for key in named if not is_method_key(key)]
-    method_keys = [key for key in named if is_method_key(key)]
+            groups.append(_make_group(ordered, keys, named, selector, extra))
+    panel_keys = [key for key in named if not is_method_key(key, extra)]
+    ordering_keys = [key for key in named if is_method_key(key, extra)]
     groups.sort(key=lambda g: ([_order(g.settings[k]) for k in panel_keys], not g.is_baseline,
-                               [_order(g.settings[k]) for k in method_keys], g.label))
+                               [_order(g.settings[k]) for k in ordering_keys], g.label))
 
     comparisons = []
     if selector is not None:
         baselines = [group for group in groups if group.is_baseline]
-        comparisons = [_comparison(group, baselines, selector) for group in groups if not group.is_baseline]
+        comparisons = [_comparison(group, baselines, selector, extra) for group in groups if not group.is_baseline]
     return FlAnalysis(keys, differing_keys(configs), named, groups, comparisons, excluded,
                       selector.text if selector else None)

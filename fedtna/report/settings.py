@@ -62,8 +62,9 @@ def matches(key: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
 
 
-def is_method_key(key: str) -> bool:
-    return matches(key, METHOD)
+def is_method_key(key: str, extra: Sequence[str] = ()) -> bool:
+    """Whether a setting is part of the method (strategy, masks, and ``extra``) rather than of the panel."""
+    return matches(key, METHOD) or matches(key, tuple(extra))
 
 
 def differing_keys(configs: Sequence[Mapping[str, Any]], ignore: Sequence[str] = ()) -> list[str]:
