@@ -27,7 +27,7 @@ case ${1:?part: drift alpha rho designs fusion soups} in
     methods $ROOT/drift/wd0 0,1,2 +experiment=drift weight_decay=0
     # control: is FedPNU's gain only a smaller step? FedAvg at half the client lr
     run +experiment=drift strategy=fedavg lr=0.025 seed=0,1,2,3,4 hydra.sweep.dir=$ROOT/drift/lr-control
-    python -m fedtna.report $ROOT/drift/wd5e-4
+    python -m fedtna.report $ROOT/drift/wd5e-4 $ROOT/drift/wd0 --out $ROOT/drift   # one panel per weight decay
     python -m fedtna.report $ROOT/drift/lr-control $ROOT/drift/wd5e-4 --method-keys lr \
         --baseline "strategy=fedavg lr=0.025"     # every method against FedAvg at half the lr, paired by seed
     python -m fedtna.report $ROOT/drift/wd0 ;;
@@ -54,7 +54,7 @@ case ${1:?part: drift alpha rho designs fusion soups} in
     lmc model=mlp lr=0.01,0.05,0.1 weight_decay=0,5e-4 num_threads=1 hydra.sweep.dir=$ROOT/fusion/mlp
     python -m fedtna.lmc -m model=mlp "modes=[tna_pfn,prune_init]" mask_ratio=0.0,0.2,0.4,0.6,0.8 seed=0,1,2 \
         progress=false num_threads=1 hydra.sweep.dir=$ROOT/fusion/mlp_rho
-    lmc model=cnn lr=0.05 weight_decay=0 num_threads=2 hydra.sweep.dir=$ROOT/fusion/cnn
+    lmc model=cnn lr=0.05 weight_decay=0 num_threads=1 hydra.sweep.dir=$ROOT/fusion/cnn
     python -m fedtna.report $ROOT/fusion ;;
   soups)  # pretrain (FedAvg, 3 rounds, alpha 0.5, MLP), then fine-tune 4 copies per seed at 4 lrs; 10% held out
     python -m fedtna.run model=mlp num_rounds=3 partition.alpha=0.5 progress=false print_config=false \

@@ -28,7 +28,7 @@ def run_lmc(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
         (["num_points=2"], "num_points=2 is outside the allowed range integers >= 3"),
         (["mask_ratio=1.0"], "mask_ratio=1.0 is outside the allowed range [0, 1)"),
         (["mask_ratio=-0.1"], "mask_ratio=-0.1 is outside the allowed range [0, 1)"),
-        (["init=random"], "init='random' is not one of ['independent', 'shared']"),
+        (["init=random"], "init='random' is not one of ['independent', 'shared', 'checkpoint']"),
     ],
     ids=["num_models", "num_points", "mask_ratio_high", "mask_ratio_negative", "init"],
 )
