@@ -46,8 +46,10 @@ case ${1:?part: drift alpha rho designs fusion soups} in
       run "$@" strategy=fedpnu mask_ratio=${PNU_RHO:-0.6} mask.granularity=neuron seed=$seeds \
           hydra.sweep.dir=$ROOT/designs/$regime/neuron
     done
-    python -m fedtna.report $ROOT/designs/drift $ROOT/drift/wd5e-4 --out $ROOT/designs/drift
-    [ -d $ROOT/designs/alpha ] && python -m fedtna.report $ROOT/designs/alpha $ROOT/alpha0.5/wd5e-4 --out $ROOT/designs/alpha ;;
+    python -m fedtna.report $ROOT/designs/drift $ROOT/drift/wd5e-4 --out $ROOT/designs/drift \
+        --baseline "strategy=fedpnu mask_ratio=0.6"   # against the best masked method
+    if [ -d $ROOT/designs/alpha ]; then python -m fedtna.report $ROOT/designs/alpha $ROOT/alpha0.5/wd5e-4 \
+        --out $ROOT/designs/alpha --baseline "strategy=fedpnu mask_ratio=0.6"; fi ;;
   fusion)
     lmc() { python -m fedtna.lmc -m "modes=[vanilla,tna_pfn,weight_matching]" mask_ratio=0.4 progress=false \
               seed=0,1,2 "$@"; }
