@@ -212,15 +212,13 @@ class SeededStrategy(FedAvg):
                 f"{sorted(set(wrong.values()))}, the server expects {expected}; masks disagree"
             )
 
-    def _weighted_mean_arrays(self, replies: list[Message]) -> dict[str, np.ndarray]:
-        weights = np.array([float(reply.content["metrics"][NUM_EXAMPLES]) for reply in replies], dtype=np.float64)
+    def _weighted_mean_arrays(self, clients: list[dict[str, np.ndarray]], weights: np.ndarray) -> dict[str, np.ndarray]:
         weights = weights / weights.sum()
-        first = replies[0].content[self.arrayrecord_key]
         averaged: dict[str, np.ndarray] = {}
-        for key in first.keys():
-            total = np.zeros(first[key].shape, dtype=np.float64)
-            for weight, reply in zip(weights, replies, strict=True):
-                total += weight * reply.content[self.arrayrecord_key][key].numpy()
+        for key in clients[0]:
+            total = np.zeros(clients[0][key].shape, dtype=np.float64)
+            for weight, arrays in zip(weights, clients, strict=True):
+                total += weight * arrays[key]
             averaged[key] = total
         return averaged
 
@@ -241,17 +239,18 @@ class SeededStrategy(FedAvg):
         if not valid:
             return None, None
         self._check_checksums(server_round, valid)
-        averaged = self._weighted_mean_arrays(valid)
+        first = valid[0].content[self.arrayrecord_key]
+        clients = [{key: reply.content[self.arrayrecord_key][key].numpy() for key in first.keys()} for reply in valid]
+        weights = np.array([float(reply.content["metrics"][NUM_EXAMPLES]) for reply in valid], dtype=np.float64)
+        averaged = self._weighted_mean_arrays(clients, weights)
         assert self.previous_arrays is not None
         dtypes = {key: self.previous_arrays[key].numpy().dtype for key in averaged}
         averaged = {key: value.astype(dtypes[key]) if np.issubdtype(dtypes[key], np.floating)
                     else np.rint(value).astype(dtypes[key]) for key, value in averaged.items()}
         averaged = self.restore_anchors(averaged)
         metrics = aggregate_client_metrics([reply.content["metrics"] for reply in valid])
-        metrics.update(update_geometry(
-            {key: self.previous_arrays[key].numpy() for key in averaged},
-            [{key: reply.content[self.arrayrecord_key][key].numpy() for key in averaged} for reply in valid],
-            [float(reply.content["metrics"][NUM_EXAMPLES]) for reply in valid], averaged).as_metrics())
+        metrics.update(update_geometry({key: self.previous_arrays[key].numpy() for key in averaged}, clients,
+                                       weights, averaged).as_metrics())
         metrics["clients"] = len(valid)
         metrics["failed_clients"] = self.failed_clients
         metrics["rejected_clients"] = self.rejected_clients
