@@ -281,6 +281,44 @@ def test_mask_keys_are_left_out_of_labels_of_runs_without_masks(tmp_path: Path) 
     assert labels == ["strategy=fedavg", "strategy=fedpnu mask_ratio=0.4", "strategy=fedpnu mask_ratio=0.6"]
 
 
+def masked_run(root: Path, name: str, *, seed: int, strategy: str, ratio: float, accuracies: list[float],
+               extra: dict[str, Any] | None = None) -> Path:
+    """A masked run: every metrics row reports the fixed fraction, as clients under masks do."""
+    folder = fake_run(root, name, seed=seed, strategy=strategy, accuracies=accuracies,
+                      extra={"mask_ratio": ratio, **(extra or {})})
+    rows = [{**json.loads(line), "fixed_fraction": ratio} for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+def test_ratio_sweep_collects_each_masked_method_over_its_ratios(tmp_path: Path) -> None:
+    """FedPFN collapses at high rho, FedPNU does not; two ratios are no sweep; FedAvg is the baseline line."""
+    from fedtna.report.ratio_sweep import ratio_series, ratio_tables
+
+    for seed in range(3):
+        fake_run(tmp_path, f"avg{seed}", seed=seed, accuracies=[0.5 + 0.01 * seed] * 6)
+        for ratio, pfn, pnu in ((0.2, 0.60, 0.62), (0.6, 0.55, 0.65), (0.9, 0.20, 0.64)):
+            masked_run(tmp_path, f"pfn{ratio}-{seed}", seed=seed, strategy="fedpfn", ratio=ratio,
+                       accuracies=[pfn + 0.01 * seed] * 6)
+            masked_run(tmp_path, f"pnu{ratio}-{seed}", seed=seed, strategy="fedpnu", ratio=ratio,
+                       accuracies=[pnu + 0.01 * seed] * 6)
+        for ratio in (0.2, 0.6):  # only two ratios: not a sweep
+            masked_run(tmp_path, f"prox{ratio}-{seed}", seed=seed, strategy="fedprox", ratio=ratio,
+                       accuracies=[0.5] * 6)
+    report = build_report([tmp_path])
+    series = ratio_series(report.fl)
+    assert [(item.name, item.ratios) for item in series] == [
+        ("strategy=fedpfn", [0.2, 0.6, 0.9]), ("strategy=fedpnu", [0.2, 0.6, 0.9])]
+    (table,) = ratio_tables(report.fl).values()
+    assert [row[0] for row in table.rows] == ["0.2", "0.6", "0.9"]
+    assert table.rows[2][1].startswith("21.00 ± 1.00 (n=3)")
+    assert table.rows[2][2].startswith("-30.00 [-30.00, -30.00] (0/3)")
+    assert table.rows[2][4].startswith("+14.00")
+    assert (tmp_path / "ratio-sweep.png").stat().st_size > 0
+    markdown = (tmp_path / "report.md").read_text()
+    assert "Mask-ratio sweep" in markdown and "ratio-sweep.png" in markdown
+
+
 def test_method_keys_pair_groups_that_differ_in_that_setting(tmp_path: Path) -> None:
     """FedAvg at another lr is a second baseline candidate only when lr counts as a method key."""
     for seed in range(3):

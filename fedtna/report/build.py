@@ -32,7 +32,7 @@ def _remove_old_plots(out: Path) -> None:
         return
     for name in previous:
         path = Path(name)
-        if path.parent == out and path.suffix == ".png" and path.name.startswith(("curves", "fusion")):
+        if path.parent == out and path.suffix == ".png" and path.name.startswith(("curves", "fusion", "ratio-sweep")):
             path.unlink(missing_ok=True)
 
 
@@ -59,6 +59,9 @@ def build_report(directories: Sequence[Path | str], out: Path | str | None = Non
         from fedtna.report.curves import plot_curves
 
         drawn["curves"] = plot_curves(fl, out)
+        from fedtna.report.ratio_sweep import plot_ratio_sweeps
+
+        drawn["ratio_sweep"] = plot_ratio_sweeps(fl, out)
     if plots and fusion is not None:
         from fedtna.report.fusion_plot import plot_fusion
 

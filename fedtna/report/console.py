@@ -6,6 +6,7 @@ from typing import TextIO
 
 from fedtna.report.build import Report
 from fedtna.report.fusion import headline_table, modes_table, soups_table, sweep_tables
+from fedtna.report.ratio_sweep import ratio_tables
 from fedtna.report.views import excluded_table, group_tables
 
 
@@ -16,7 +17,7 @@ def print_report(report: Report, file: TextIO | None = None) -> None:
     if not console.is_terminal:  # logs and pipes: do not squeeze the tables into 80 columns
         console = Console(file=file, width=170)
     if report.fl is not None:
-        for table in group_tables(report.fl):
+        for table in [*group_tables(report.fl), *ratio_tables(report.fl).values()]:
             console.print(table.rich())
         excluded = excluded_table(report.fl)
         if excluded is not None:

@@ -63,6 +63,10 @@ class FlAnalysis:
     comparisons: list[Comparison]
     excluded: list[Excluded]
     baseline: str | None  # the baseline selector text, None when there is none
+    method_keys: tuple[str, ...] = ()  # settings counted as method settings besides strategy.*, mask_*
+
+    def is_method_key(self, key: str) -> bool:
+        return is_method_key(key, self.method_keys)
 
     @property
     def panels(self) -> list[str]:
@@ -80,10 +84,15 @@ def _is_mask_key(key: str) -> bool:
     return key == "mask_ratio" or key.startswith("mask.")
 
 
+def uses_masks(runs: Sequence[FlRun]) -> bool:
+    """Whether the clients trained under masks (they report ``fixed_fraction``)."""
+    return any("fixed_fraction" in row for run in runs for row in run.rows)
+
+
 def _make_group(runs: Sequence[FlRun], keys: Sequence[str], named: Sequence[str], baseline: Selector | None,
                 extra: Sequence[str] = ()) -> Group:
     config = runs[0].config
-    if not any("fixed_fraction" in row for run in runs for row in run.rows):  # no masks: their keys mean nothing
+    if not uses_masks(runs):  # no masks: their keys mean nothing
         named = [key for key in named if not _is_mask_key(key)]
     numbers = [run.numbers for run in runs]
     walls = [run.wall_seconds for run in runs if run.wall_seconds is not None]
@@ -175,4 +184,4 @@ def analyse_fl(runs: Sequence[FlRun], baseline_text: str | None = None, method_k
         baselines = [group for group in groups if group.is_baseline]
         comparisons = [_comparison(group, baselines, selector, extra) for group in groups if not group.is_baseline]
     return FlAnalysis(keys, differing_keys(configs), named, groups, comparisons, excluded,
-                      selector.text if selector else None)
+                      selector.text if selector else None, extra)

@@ -11,6 +11,7 @@ from typing import Any
 
 from fedtna.report.fl import FlAnalysis, Group
 from fedtna.report.fusion import FusionAnalysis, headline_table, modes_table, records, soups_table, sweep_tables
+from fedtna.report.ratio_sweep import ratio_tables, sweep_panels
 from fedtna.report.runs import FoundRuns
 from fedtna.report.settings import FL_CONTEXT, LMC_CONTEXT, MISSING
 from fedtna.report.stats import MeanStd
@@ -89,6 +90,8 @@ def markdown(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | Non
         lines += ["## Federated runs", "", settings_sentence(fl.keys, fl.named, config, FL_CONTEXT, fl.varying), ""]
         curves = dict(zip(fl.panels, plots.get("curves", [])))
         drift = drift_tables(fl)
+        sweeps = ratio_tables(fl)
+        sweep_plots = dict(zip(sweep_panels(fl), plots.get("ratio_sweep", [])))
         for table, panel in zip(group_tables(fl), fl.panels):
             lines += [f"### {panel or 'All runs'}", "", table.markdown(), ""]
             notes = [f"{c.group.method or c.group.label}: {c.note}" for c in fl.comparisons
@@ -98,6 +101,10 @@ def markdown(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | Non
                 lines += [f"#### {drift[panel].title}", "", drift[panel].markdown(), ""]
             if panel in curves:
                 lines += [f"![test accuracy and loss per round]({_link(curves[panel], out)})", ""]
+            if panel in sweeps:
+                lines += [f"#### {sweeps[panel].title}", "", sweeps[panel].markdown(), ""]
+                if panel in sweep_plots:
+                    lines += [f"![accuracy against the mask ratio]({_link(sweep_plots[panel], out)})", ""]
         lines += ["### Method", "", method_text(fl), ""]
         excluded = excluded_table(fl)
         lines += (["### Incomplete or failed runs (excluded)", "", excluded.markdown(), ""] if excluded
