@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The evidence behind the README's result tables (issue 11), on mnist5k with the paper CNN.
-#   bash scripts/evidence.sh drift    # drift regime: 5 methods, weight decay 5e-4 (5 seeds) and 0 (3 seeds),
-#                                     # FedAvg at lr 0.025 (5 seeds): 45 runs
-#   bash scripts/evidence.sh alpha    # Dirichlet alpha 0.5, 10 clients, E=2, 30 rounds: 5 methods x 3 seeds (15)
+#   bash scripts/evidence.sh drift    # drift regime: 5 methods x weight decay {5e-4, 0} x 5 seeds,
+#                                     # FedAvg at lr 0.025 (5 seeds): 55 runs
+#   bash scripts/evidence.sh alpha    # Dirichlet alpha 0.5, 10 clients, E=2, 30 rounds: 5 methods x wd {5e-4, 0} x 3 seeds (30)
 #   bash scripts/evidence.sh rho      # rho robustness, drift regime: FedPFN/FedPNU x rho {0.2,0.8,0.9} x 3 seeds (18)
-#   bash scripts/evidence.sh designs  # mask designs of our own (annealed FedPFN, neuron-granular FedPNU), drift 5 seeds, alpha 3
-#   bash scripts/evidence.sh fusion   # fusion barriers: MLP lr x wd grid, MLP rho sweep, CNN lr 0.05; 3 seeds
-#   bash scripts/evidence.sh soups    # model soups: fine-tuned copies of one pretrained MLP, with/without anchors
+#   bash scripts/evidence.sh designs  # mask designs of our own (annealed FedPFN, neuron-granular FedPNU, FedPNU with
+#                                     # masks only in the conv layers) against FedPNU 0.6: drift 5 seeds, alpha 3 seeds
+#   bash scripts/evidence.sh fusion   # fusion barriers, 3 seeds: MLP and CNN lr x wd grids, MLP rho sweep, VGG-11 (thin)
+#                                     # and ResNet-20 (3 epochs, 2 seeds)
+#   bash scripts/evidence.sh soups    # model soups: fine-tuned copies of one pretrained MLP / CNN, with/without anchors
 # Every part keeps its run folders under $ROOT (default multirun/evidence) and ends with reports:
 #   python -m fedtna.report $ROOT/drift/wd5e-4 ...  (each command below prints where its report went)
 # Two jobs at a time (joblib), each job's Ray sized to half the CPUs.
@@ -24,7 +26,7 @@ ALPHA="partition.alpha=0.5 num_clients=10 local_epochs=2 num_rounds=30"
 case ${1:?part: drift alpha rho designs fusion soups} in
   drift)
     methods $ROOT/drift/wd5e-4 0,1,2,3,4 +experiment=drift weight_decay=5e-4
-    methods $ROOT/drift/wd0 0,1,2 +experiment=drift weight_decay=0
+    methods $ROOT/drift/wd0 0,1,2,3,4 +experiment=drift weight_decay=0
     # control: is FedPNU's gain only a smaller step? FedAvg at half the client lr
     run +experiment=drift strategy=fedavg lr=0.025 seed=0,1,2,3,4 hydra.sweep.dir=$ROOT/drift/lr-control
     python -m fedtna.report $ROOT/drift/wd5e-4 $ROOT/drift/wd0 --out $ROOT/drift   # one panel per weight decay
@@ -33,7 +35,8 @@ case ${1:?part: drift alpha rho designs fusion soups} in
     python -m fedtna.report $ROOT/drift/wd0 ;;
   alpha)
     methods $ROOT/alpha0.5/wd5e-4 0,1,2 $ALPHA weight_decay=5e-4
-    python -m fedtna.report $ROOT/alpha0.5/wd5e-4 ;;
+    methods $ROOT/alpha0.5/wd0 0,1,2 $ALPHA weight_decay=0
+    python -m fedtna.report $ROOT/alpha0.5/wd5e-4 $ROOT/alpha0.5/wd0 --out $ROOT/alpha0.5 ;;
   rho)  # rho 0.4 (both) and 0.6 (FedPNU) come from the drift part
     run +experiment=drift strategy=fedpfn,fedpnu mask_ratio=${RHOS:-0.2,0.8,0.9} seed=${SEEDS:-0,1,2} \
         hydra.sweep.dir=$ROOT/rho/masked
@@ -45,6 +48,8 @@ case ${1:?part: drift alpha rho designs fusion soups} in
       run "$@" strategy=fedpfn_anneal mask_ratio=${ANNEAL_FROM:-0.6} seed=$seeds hydra.sweep.dir=$ROOT/designs/$regime/anneal
       run "$@" strategy=fedpnu mask_ratio=${PNU_RHO:-0.6} mask.granularity=neuron seed=$seeds \
           hydra.sweep.dir=$ROOT/designs/$regime/neuron
+      run "$@" strategy=fedpnu mask_ratio=${PNU_RHO:-0.6} "mask.scope=[conv1,conv2,conv3]" seed=$seeds \
+          hydra.sweep.dir=$ROOT/designs/$regime/conv_scope
     done
     python -m fedtna.report $ROOT/designs/drift $ROOT/drift/wd5e-4 --out $ROOT/designs/drift \
         --baseline "strategy=fedpnu mask_ratio=0.6"   # against the best masked method
@@ -56,13 +61,20 @@ case ${1:?part: drift alpha rho designs fusion soups} in
     lmc model=mlp lr=0.01,0.05,0.1 weight_decay=0,5e-4 num_threads=1 hydra.sweep.dir=$ROOT/fusion/mlp
     python -m fedtna.lmc -m model=mlp "modes=[tna_pfn,prune_init]" mask_ratio=0.0,0.2,0.4,0.6,0.8 seed=0,1,2 \
         progress=false num_threads=1 hydra.sweep.dir=$ROOT/fusion/mlp_rho
-    lmc model=cnn lr=0.05 weight_decay=0 num_threads=1 hydra.sweep.dir=$ROOT/fusion/cnn
+    lmc model=cnn lr=0.01,0.05,0.1 weight_decay=0,5e-4 num_threads=1 hydra.sweep.dir=$ROOT/fusion/cnn
+    lmc model=vgg11 model.base_width_divisor=8 lr=0.05 weight_decay=0 num_threads=1 hydra.sweep.dir=$ROOT/fusion/vgg11
+    lmc model=resnet20 epochs=3 seed=0,1 lr=0.05 weight_decay=0 num_threads=1 hydra.sweep.dir=$ROOT/fusion/resnet20
     python -m fedtna.report $ROOT/fusion ;;
-  soups)  # pretrain (FedAvg, 3 rounds, alpha 0.5, MLP), then fine-tune 4 copies per seed at 4 lrs; 10% held out
+  soups)  # pretrain (FedAvg, 3 rounds, alpha 0.5), then fine-tune 4 copies per seed at 4 lrs; 10% held out
     python -m fedtna.run model=mlp num_rounds=3 partition.alpha=0.5 progress=false print_config=false \
         hydra.run.dir=$ROOT/soups/pretrain
     python -m fedtna.lmc -m model=mlp init=checkpoint init_checkpoint=$ROOT/soups/pretrain/model.pt num_models=4 \
         holdout=0.1 "model_lrs=[0.01,0.03,0.05,0.1]" epochs=3 "modes=[vanilla,tna_pfn]" mask_ratio=0.4,0.8 \
-        seed=0,1,2 progress=false num_threads=1 hydra.sweep.dir=$ROOT/soups/finetune ;;
+        seed=0,1,2 progress=false num_threads=1 hydra.sweep.dir=$ROOT/soups/finetune
+    python -m fedtna.run model=cnn num_rounds=3 partition.alpha=0.5 progress=false print_config=false \
+        hydra.run.dir=$ROOT/soups_cnn/pretrain
+    python -m fedtna.lmc -m model=cnn init=checkpoint init_checkpoint=$ROOT/soups_cnn/pretrain/model.pt num_models=4 \
+        holdout=0.1 "model_lrs=[0.01,0.03,0.05,0.1]" epochs=3 "modes=[vanilla,tna_pfn]" mask_ratio=0.4 \
+        seed=0,1,2 progress=false num_threads=1 hydra.sweep.dir=$ROOT/soups_cnn/finetune ;;
   *) echo "unknown part '$1': one of drift alpha rho designs fusion soups" >&2; exit 2 ;;
 esac
