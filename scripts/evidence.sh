@@ -3,7 +3,7 @@
 #   bash scripts/evidence.sh drift    # drift regime: 5 methods x weight decay {5e-4, 0} x 5 seeds,
 #                                     # FedAvg at lr 0.025 (5 seeds): 55 runs
 #   bash scripts/evidence.sh alpha    # Dirichlet alpha 0.5, 10 clients, E=2, 30 rounds: 5 methods x wd {5e-4, 0} x 3 seeds (30)
-#   bash scripts/evidence.sh rho      # rho robustness, drift regime: FedPFN/FedPNU x rho {0.2,0.8,0.9} x 3 seeds (18)
+#   bash scripts/evidence.sh rho      # rho robustness, drift regime: FedPFN/FedPNU x rho {0.2,0.8,0.9} + FedPFN 0.6, 3 seeds (21)
 #   bash scripts/evidence.sh designs  # mask designs of our own (annealed FedPFN, neuron-granular FedPNU, FedPNU with
 #                                     # masks only in the conv layers) against FedPNU 0.6: drift 5 seeds, alpha 3 seeds
 #   bash scripts/evidence.sh fusion   # fusion barriers, 3 seeds: MLP and CNN lr x wd grids, MLP rho sweep, VGG-11 (thin)
@@ -40,6 +40,7 @@ case ${1:?part: drift alpha rho designs fusion soups} in
   rho)  # rho 0.4 (both) and 0.6 (FedPNU) come from the drift part
     run +experiment=drift strategy=fedpfn,fedpnu mask_ratio=${RHOS:-0.2,0.8,0.9} seed=${SEEDS:-0,1,2} \
         hydra.sweep.dir=$ROOT/rho/masked
+    run +experiment=drift strategy=fedpfn mask_ratio=0.6 seed=${SEEDS:-0,1,2} hydra.sweep.dir=$ROOT/rho/fedpfn06
     python -m fedtna.report $ROOT/rho $ROOT/drift/wd5e-4 --out $ROOT/rho ;;
   designs)  # REGIMES="drift alpha"; FedPNU's rho: PNU_RHO
     for regime in ${REGIMES:-drift alpha}; do
