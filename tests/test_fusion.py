@@ -87,7 +87,9 @@ def test_fusion_of_identical_models_equals_each_model() -> None:
     model = trained_mlp(3, inputs, labels)
     meter = ModelMeter(model, inputs, labels)
     result = fuse(meter, [state_of(model)] * 3)
-    assert result.fused_accuracy == result.mean_accuracy == result.best_accuracy
+    assert result.mean_accuracy == result.best_accuracy  # the same model measured three times
+    # the mean of three equal float32 tensors may be off by one ulp: allow one flipped prediction of 256
+    assert result.fused_accuracy == pytest.approx(result.best_accuracy, abs=1 / len(labels) + 1e-12)
 
 
 def bn_model() -> nn.Module:

@@ -60,7 +60,7 @@ def test_tiny_run_writes_json_and_plot(tmp_path: Path) -> None:
     # matching only permutes: the endpoints of weight_matching are those of vanilla. A permutation
     # reorders the sums inside the matmuls, so losses agree to rounding only (CPU-dependent last bits).
     for matched, plain in zip(data["modes"]["weight_matching"]["endpoints"], data["modes"]["vanilla"]["endpoints"]):
-        assert matched["accuracy"] == pytest.approx(plain["accuracy"], abs=1e-3)
+        assert matched["accuracy"] == pytest.approx(plain["accuracy"], abs=2e-3 + 1e-9)  # 2 flips of 1,000 images
         assert matched["loss"] == pytest.approx(plain["loss"], rel=1e-5)
     png = (tmp_path / "lmc.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
