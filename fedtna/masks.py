@@ -72,7 +72,8 @@ def draw_fixed_masks(parameters: Iterable[tuple[str, torch.Tensor]], mask_seed: 
     """Expand ``mask_seed`` into one fixed-weight mask per (scoped) parameter.
 
     ``weight`` fixes every scalar independently with probability ``spec.ratio``;
-    ``neuron`` fixes whole output units (index 0 of the tensor). Parameters outside
+    ``neuron`` fixes whole output units (index 0 of the tensor): a unit's weights and bias
+    together, drawn once per layer. Parameters outside
     ``spec.scope`` get no mask and train freely. Masks live on the CPU. The spec's
     ranges are checked once, in ``fedtna.config.checks``.
     """
@@ -80,7 +81,9 @@ def draw_fixed_masks(parameters: Iterable[tuple[str, torch.Tensor]], mask_seed: 
     for name, tensor in parameters:
         if not in_scope(name, spec.scope):
             continue
-        masks[name] = _draw_one(tensor.shape, derive_seed(mask_seed, name), spec.ratio, spec.granularity)
+        # a neuron is one unit of its layer: its weight row and its bias are drawn together
+        owner = name.rpartition(".")[0] if spec.granularity == "neuron" else name
+        masks[name] = _draw_one(tensor.shape, derive_seed(mask_seed, owner), spec.ratio, spec.granularity)
     return masks
 
 

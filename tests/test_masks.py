@@ -81,6 +81,14 @@ def test_neuron_granularity_fixes_whole_output_units() -> None:
     weight = masks["weight"].reshape(64, -1)
     assert torch.all(weight.all(dim=1) | (~weight).all(dim=1))
     assert 10 < int(weight[:, 0].sum()) < 54
+    assert torch.equal(masks["bias"], weight[:, 0])  # a unit's bias is fixed with its weights
+
+
+def test_neuron_units_differ_between_layers() -> None:
+    model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 64))
+    masks = draw_fixed_masks(model.named_parameters(), 3, MaskSpec(0.5, "neuron"))
+    assert torch.equal(masks["0.bias"], masks["0.weight"][:, 0]) and torch.equal(masks["2.bias"], masks["2.weight"][:, 0])
+    assert not torch.equal(masks["0.bias"], masks["2.bias"])
 
 
 def test_scope_limits_masked_layers_and_unknown_layers_are_rejected() -> None:
