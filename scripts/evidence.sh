@@ -4,8 +4,8 @@
 #                                     # FedAvg at lr 0.025 (5 seeds): 55 runs
 #   bash scripts/evidence.sh alpha    # Dirichlet alpha 0.5, 10 clients, E=2, 30 rounds: 5 methods x wd {5e-4, 0} x 3 seeds (30)
 #   bash scripts/evidence.sh rho      # rho robustness, drift regime: FedPFN/FedPNU x rho {0.2,0.8,0.9} + FedPFN 0.6, 3 seeds (21)
-#   bash scripts/evidence.sh designs  # mask designs of our own (annealed FedPFN, neuron-granular FedPNU, FedPNU with
-#                                     # masks only in the conv layers) against FedPNU 0.6: drift 5 seeds, alpha 3 seeds
+#   bash scripts/evidence.sh designs  # mask designs of our own (annealed FedPFN; FedPNU with neuron masks, in every layer
+#                                     # or hidden layers only; masks only in the conv layers) vs FedPNU 0.6: drift 5 seeds, alpha 3
 #   bash scripts/evidence.sh fusion   # fusion barriers, 3 seeds: MLP and CNN lr x wd grids, MLP rho sweep, VGG-11 (thin)
 #                                     # and ResNet-20 (3 epochs, 2 seeds)
 #   bash scripts/evidence.sh soups    # model soups: fine-tuned copies of one pretrained MLP / CNN, with/without anchors
@@ -43,6 +43,7 @@ case ${1:?part: drift alpha rho designs fusion soups} in
     run +experiment=drift strategy=fedpfn mask_ratio=0.6 seed=${SEEDS:-0,1,2} hydra.sweep.dir=$ROOT/rho/fedpfn06
     python -m fedtna.report $ROOT/rho $ROOT/drift/wd5e-4 --out $ROOT/rho ;;
   designs)  # REGIMES="drift alpha"; FedPNU's rho: PNU_RHO
+    PNU="strategy=fedpnu mask_ratio=${PNU_RHO:-0.6} mask.granularity=weight mask.scope=null"
     for regime in ${REGIMES:-drift alpha}; do
       if [ $regime = drift ]; then set -- 0,1,2,3,4 +experiment=drift; else set -- 0,1,2 $ALPHA weight_decay=5e-4; fi
       seeds=$1; shift
@@ -51,11 +52,13 @@ case ${1:?part: drift alpha rho designs fusion soups} in
           hydra.sweep.dir=$ROOT/designs/$regime/neuron
       run "$@" strategy=fedpnu mask_ratio=${PNU_RHO:-0.6} "mask.scope=[conv1,conv2,conv3]" seed=$seeds \
           hydra.sweep.dir=$ROOT/designs/$regime/conv_scope
+      run "$@" strategy=fedpnu mask_ratio=${PNU_RHO:-0.6} mask.granularity=neuron "mask.scope=[conv1,conv2,conv3,fc1]" \
+          seed=$seeds hydra.sweep.dir=$ROOT/designs/$regime/neuron_hidden   # hidden units only, not the classifier
     done
     python -m fedtna.report $ROOT/designs/drift $ROOT/drift/wd5e-4 --out $ROOT/designs/drift \
-        --baseline "strategy=fedpnu mask_ratio=0.6"   # against the best masked method
+        --baseline "$PNU"   # against the best masked method
     if [ -d $ROOT/designs/alpha ]; then python -m fedtna.report $ROOT/designs/alpha $ROOT/alpha0.5/wd5e-4 \
-        --out $ROOT/designs/alpha --baseline "strategy=fedpnu mask_ratio=0.6"; fi ;;
+        --out $ROOT/designs/alpha --baseline "$PNU"; fi ;;
   fusion)
     lmc() { python -m fedtna.lmc -m "modes=[vanilla,tna_pfn,weight_matching]" mask_ratio=0.4 progress=false \
               seed=0,1,2 "$@"; }
