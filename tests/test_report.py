@@ -270,17 +270,6 @@ def test_drift_table_is_the_mean_over_rounds_then_over_seeds(tmp_path: Path) -> 
     assert "| strategy=fedavg | 2 | 6.000 ± 2.828 | 3.000 ± 1.414 | 0.500 ± 0.000 | 10.500 ± 0.707 |" in markdown
 
 
-def test_mask_keys_are_left_out_of_labels_of_runs_without_masks(tmp_path: Path) -> None:
-    fake_run(tmp_path, "avg", seed=0, accuracies=[0.5, 0.6])
-    for ratio in (0.4, 0.6):
-        folder = fake_run(tmp_path, f"pnu{ratio}", seed=0, strategy="fedpnu", accuracies=[0.5, 0.7],
-                          extra={"mask_ratio": ratio})
-        rows = [{**json.loads(line), "fixed_fraction": ratio} for line in (folder / "metrics.jsonl").read_text().splitlines()]
-        (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    labels = sorted(group.label for group in build_report([tmp_path], plots=False).fl.groups)
-    assert labels == ["strategy=fedavg", "strategy=fedpnu mask_ratio=0.4", "strategy=fedpnu mask_ratio=0.6"]
-
-
 def masked_run(root: Path, name: str, *, seed: int, strategy: str, ratio: float, accuracies: list[float],
                extra: dict[str, Any] | None = None) -> Path:
     """A masked run: every metrics row reports the fixed fraction, as clients under masks do."""
@@ -289,6 +278,14 @@ def masked_run(root: Path, name: str, *, seed: int, strategy: str, ratio: float,
     rows = [{**json.loads(line), "fixed_fraction": ratio} for line in (folder / "metrics.jsonl").read_text().splitlines()]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     return folder
+
+
+def test_mask_keys_are_left_out_of_labels_of_runs_without_masks(tmp_path: Path) -> None:
+    fake_run(tmp_path, "avg", seed=0, accuracies=[0.5, 0.6])
+    for ratio in (0.4, 0.6):
+        masked_run(tmp_path, f"pnu{ratio}", seed=0, strategy="fedpnu", ratio=ratio, accuracies=[0.5, 0.7])
+    labels = sorted(group.label for group in build_report([tmp_path], plots=False).fl.groups)
+    assert labels == ["strategy=fedavg", "strategy=fedpnu mask_ratio=0.4", "strategy=fedpnu mask_ratio=0.6"]
 
 
 def test_ratio_sweep_collects_each_masked_method_over_its_ratios(tmp_path: Path) -> None:

@@ -67,8 +67,9 @@ def _cells(analysis: FlAnalysis, group: Group | None) -> list[str]:
 def ratio_tables(analysis: FlAnalysis) -> dict[str, TextTable]:
     """Per panel with series: a row per ratio, last-5 accuracy and the paired Δ per series."""
     tables = {}
+    every_series = ratio_series(analysis)
     for panel in analysis.panels:
-        series = [item for item in ratio_series(analysis) if item.panel == panel]
+        series = [item for item in every_series if item.panel == panel]
         if not series:
             continue
         ratios = sorted({ratio for item in series for ratio in item.ratios})
