@@ -16,7 +16,7 @@ medians matter, not one run). A child process follows ``fedtna.run``'s code path
   shutdown           last round recorded -> ``simulate`` returns (model.pt, Flower's engine, Ray's shutdown)
 
 Variants: ``before`` lets Flower call ``ray.init`` (with its ``runtime_env`` of ``PYTHONPATH``), as fedtna did
-before ``fl/simulation.start_ray``; ``after`` is the current code. ``Ray workers`` counts the worker processes
+before ``fl/engines/ray.start_ray``; ``after`` is the current code. ``Ray workers`` counts the worker processes
 the run's Ray started (its session's worker logs): with a runtime env Ray cannot hand the client actors
 the workers it prestarts, so it starts more.
 """
@@ -72,7 +72,7 @@ def child(variant: str, output_dir: str, spawned_wall: float, overrides: list[st
     import fedtna.data
     import fedtna.fl.experiment as experiment
     import fedtna.fl.results as results
-    import fedtna.fl.simulation as simulation
+    import fedtna.fl.engines.ray as simulation
 
     timed(experiment, "dataset_bundle", "data")
     timed(experiment, "all_partitions", "partition")
@@ -97,7 +97,7 @@ def child(variant: str, output_dir: str, spawned_wall: float, overrides: list[st
 
     timed(ray, "init", "ray_init")
     timed(ray, "shutdown", "ray_shutdown")
-    summary = simulation.simulate(config)
+    summary = simulation.simulate_on_ray(config)
     mark("end")
     last = f"round{config.num_rounds}"
     phases = {

@@ -25,7 +25,7 @@ import pytest
 from fedtna.config.checks import check_run_config
 from fedtna.config.entry import compose_run_config
 from fedtna.errors import ConfigError
-from fedtna.fl.simulation import backend_config, check_actor_fits, start_ray
+from fedtna.fl.engines.ray import backend_config, check_actor_fits, start_ray
 
 RAY = Path(sys.executable).with_name("ray")
 HEAD_START_SECONDS = 90

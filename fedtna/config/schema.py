@@ -53,9 +53,10 @@ class ClientResources:
 
 @dataclass
 class SimulationSettings:
-    """Flower's simulation engine: Ray's size and each client's share of it."""
+    """The simulation engine (local, ray, ...): its workers, Ray's size and each client's share of it."""
 
     backend: str = _required()
+    local_workers: int = _required()
     num_cpus: Optional[int] = _required()
     num_gpus: Optional[int] = _required()
     jobs_per_machine: Optional[int] = _required()

@@ -32,9 +32,11 @@ def initial_model(config: RunConfig) -> torch.nn.Module:
 def prepare(config: RunConfig) -> None:
     """All checks and data work that must happen before Ray starts; writes the label plot."""
     from fedtna.data import plot_label_distribution
+    from fedtna.fl.engines import check_backend
     from fedtna.fl.strategies import build_strategy
 
     check_run_config(config)
+    check_backend(config)
     flower_logger = logging.getLogger("flwr")
     level = flower_logger.level
     flower_logger.setLevel(logging.ERROR)  # Flower's constructor notes belong to the run, not the check
@@ -59,7 +61,7 @@ def write_config(config: RunConfig) -> None:
 
 def run_experiment(config: RunConfig) -> dict[str, Any]:
     """Validate, simulate and return the summary of one run."""
-    from fedtna.fl.simulation import simulate
+    from fedtna.fl.engines import simulate
 
     started = time.perf_counter()
     write_config(config)

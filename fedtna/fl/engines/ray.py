@@ -1,4 +1,4 @@
-"""Run a fedtna experiment in Flower's simulation engine (Ray), in-process."""
+"""The Ray engine: Flower's simulation engine (``run_simulation``), for many GPUs and Ray clusters."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from fedtna.config import RunConfig
 from fedtna.errors import ConfigError, FedtnaError
+from fedtna.fl.engines import register
 
 QUIET_ENVIRONMENT = {
     "RAY_DEDUP_LOGS": "1",
@@ -249,7 +250,8 @@ def _quiet_loggers(verbose: bool) -> None:
     logging.getLogger("ray").setLevel(level)
 
 
-def simulate(config: RunConfig) -> dict[str, Any]:
+@register("ray")
+def simulate_on_ray(config: RunConfig) -> dict[str, Any]:
     """Start Ray, run the ServerApp and ClientApps, return the run summary."""
     for key, value in QUIET_ENVIRONMENT.items():  # before Ray is imported (machine_cpus reads Ray's CPU count)
         os.environ.setdefault(key, value)
