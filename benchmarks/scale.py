@@ -1,15 +1,16 @@
 """Start-up and per-round cost against the number of simulated clients, side by side in one run.
 
-For 10 / 1,000 / 10,000 clients (10 sampled per round, the MLP, the same 40,000 synthetic
+For 10 / 10,000 / 100,000 clients (10 sampled per round, the MLP, the same 120,000 synthetic
 28x28 images split IID) it runs ``python -m fedtna.run`` and prints: seconds from launch to
 the start of round 1, seconds per round after round 1, and the peak memory of the whole
-process tree (the run and every Ray process it starts), sampled from /proc every 0.2 s.
+process tree (the run and every process its engine starts), sampled from /proc every 0.2 s.
 
-    python benchmarks/scale.py [clients ...]
+    python benchmarks/scale.py [--engine local|ray] [clients ...]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -46,10 +47,10 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def measure(num_clients: int, rounds: int = 4) -> dict[str, float]:
+def measure(num_clients: int, engine: str, rounds: int = 4) -> dict[str, float]:
     """One run; its start-up, steady s/round and peak tree memory."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"fedtna-scale-{num_clients}-"))
-    overrides = ["dataset=synthetic", "dataset.num_train=40000", "dataset.num_test=2000", "dataset.channels=1",
+    overrides = [f"simulation.backend={engine}", "dataset=synthetic", "dataset.num_train=120000", "dataset.num_test=2000", "dataset.channels=1",
                  "dataset.height=28", "dataset.width=28", "model=mlp", "partition=iid", f"num_clients={num_clients}",
                  f"fraction_train={10 / num_clients}", f"num_rounds={rounds}", "progress=false", "print_config=false",
                  "save_model=false", f"hydra.run.dir={run_dir}"]
@@ -81,8 +82,11 @@ def measure(num_clients: int, rounds: int = 4) -> dict[str, float]:
 
 
 def main() -> None:
-    counts = [int(arg) for arg in sys.argv[1:]] or [10, 1000, 10000]
-    results = [measure(count) for count in counts]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", default="local")
+    parser.add_argument("clients", nargs="*", type=int, default=[10, 10000, 100000])
+    args = parser.parse_args()
+    results = [measure(count, args.engine) for count in args.clients]
     print(f"{'clients':>8} {'to round 1 s':>13} {'round 1 s':>10} {'s/round':>8} {'peak GB':>8} {'total s':>8}")
     for r in results:
         print(f"{r['clients']:>8} {r['to_round_1_s']:>13.1f} {r['round_1_s']:>10.1f} {r['s_per_round']:>8.2f} "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +89,33 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """What a Hydra entry point (``fedtna.run``, ``fedtna.lmc``) did when called in this process."""
+
+    returncode: int
+    stderr: str
+
+
+def run_entry_in_process(module: str, argv: list[str], capsys: pytest.CaptureFixture[str],
+                         monkeypatch: pytest.MonkeyPatch) -> EntryResult:
+    """``python -m <module> <argv>`` in this process: the same ``main()``, its exit code and stderr,
+    without paying an interpreter start and the imports for every bad-input case."""
+    import importlib
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    main = importlib.import_module(module).main
+    monkeypatch.setattr(sys, "argv", [module, *argv])
+    GlobalHydra.instance().clear()
+    capsys.readouterr()
+    code: int | str | None = 0
+    try:
+        main()
+    except SystemExit as exit_:
+        code = exit_.code
+    finally:
+        GlobalHydra.instance().clear()
+    return EntryResult(code if isinstance(code, int) else 1, capsys.readouterr().err)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_entry_in_process
+
 pytestmark = pytest.mark.slow
 TINY = ["epochs=1", "num_points=3", "batch_size=128", "progress=false",
         "num_threads=1"]
@@ -32,8 +34,9 @@ def run_lmc(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     ],
     ids=["num_models", "num_points", "mask_ratio_high", "mask_ratio_negative", "init"],
 )
-def test_bad_input_is_one_error_line_with_exit_code_2(tmp_path: Path, overrides: list[str], expected: str) -> None:
-    result = run_lmc(tmp_path, *TINY, *overrides)
+def test_bad_input_is_one_error_line_with_exit_code_2(tmp_path: Path, overrides: list[str], expected: str, capsys,
+                                                      monkeypatch) -> None:
+    result = run_entry_in_process("fedtna.lmc", [f"hydra.run.dir={tmp_path}", *TINY, *overrides], capsys, monkeypatch)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import run_entry_in_process
+
 pytestmark = pytest.mark.slow
 
 SMALL = ["num_clients=3", "num_rounds=2", "local_epochs=1", "batch_size=64", "model=mlp", "progress=false",
@@ -70,8 +72,10 @@ def test_two_round_simulation_is_complete_and_reproducible(tmp_path: Path) -> No
         ("optimizer=rmsprop", "optimizer='rmsprop' is not one of ['sgd', 'adam']"),
     ],
 )
-def test_bad_input_gives_one_clear_line_and_nonzero_exit(override: str, expected: str, tmp_path: Path) -> None:
-    result = run_cli(*override.split(), f"hydra.run.dir={tmp_path}", "print_config=false", timeout=120)
+def test_bad_input_gives_one_clear_line_and_nonzero_exit(override: str, expected: str, tmp_path: Path, capsys,
+                                                         monkeypatch) -> None:
+    result = run_entry_in_process("fedtna.run", [*override.split(), f"hydra.run.dir={tmp_path}", "print_config=false"],
+                                  capsys, monkeypatch)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
@@ -80,15 +84,24 @@ def test_bad_input_gives_one_clear_line_and_nonzero_exit(override: str, expected
     assert "ray" not in result.stderr.lower()
 
 
-def test_classes_per_client_above_classes_is_rejected(tmp_path: Path) -> None:
-    result = run_cli("partition=pathological", "partition.classes_per_client=11", f"hydra.run.dir={tmp_path}",
-                     "print_config=false", timeout=120)
+def test_bad_input_from_the_command_line_is_one_line_before_any_work(tmp_path: Path) -> None:
+    """The real process, once: the in-process cases above call the same ``main()``."""
+    result = run_cli("mask_ratio=1.0", f"hydra.run.dir={tmp_path}", "print_config=false", timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        "error: mask_ratio=1.0 is outside the allowed range [0, 1)"]
+    assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "label_distribution.png").exists()
+
+
+def test_classes_per_client_above_classes_is_rejected(tmp_path: Path, capsys, monkeypatch) -> None:
+    result = run_entry_in_process("fedtna.run", ["partition=pathological", "partition.classes_per_client=11",
+                                                 f"hydra.run.dir={tmp_path}", "print_config=false"], capsys, monkeypatch)
     assert result.returncode == 2
     assert "partition.classes_per_client=11 is more than the 10 classes" in result.stderr
 
 
-def test_unknown_group_option_lists_choices(tmp_path: Path) -> None:
-    result = run_cli("strategy=fedsgd", f"hydra.run.dir={tmp_path}", timeout=120)
+def test_unknown_group_option_lists_choices(tmp_path: Path, capsys, monkeypatch) -> None:
+    result = run_entry_in_process("fedtna.run", ["strategy=fedsgd", f"hydra.run.dir={tmp_path}"], capsys, monkeypatch)
     assert result.returncode != 0
     assert "fedavg" in result.stderr and "fedpnu" in result.stderr
 
