@@ -22,8 +22,7 @@ def test_linear_and_cosine_differ_between_the_ends() -> None:
 
 
 def test_annealed_run_fixes_fewer_weights_each_round(run_config_factory) -> None:
-    summary, rows, _ = run(run_config_factory("strategy=fedpfn_anneal", "mask_ratio=0.6", "num_rounds=3",
-                                              "model=cnn"))
+    summary, rows, _ = run(run_config_factory("strategy=fedpfn_anneal", "mask_ratio=0.6", "num_rounds=3"))
     assert summary["status"] == "completed"
     fixed = [row["fixed_fraction"] for row in rows]
     assert fixed[0] == pytest.approx(0.6, abs=0.02) and fixed[1] == pytest.approx(0.3, abs=0.02)
