@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from fedtna.data.bundle import DatasetBundle
-from fedtna.disk_cache import cached_arrays
 from fedtna.data.normalise import labels_tensor, normalise_pixels
+from fedtna.disk_cache import cached_arrays
 from fedtna.errors import ConfigError
 
 MNIST_MEAN = (0.1307,)

@@ -17,7 +17,6 @@ from fedtna.config import RunConfig, to_plain
 from fedtna.config.schema import WandbSettings
 
 
-
 class WandbLogger:
     """Thin wrapper so that ``wandb.mode=disabled`` never imports or touches wandb."""
 

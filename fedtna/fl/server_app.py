@@ -18,12 +18,17 @@ from flwr.superlink.grid.inmemory_grid import InMemoryGrid
 
 from fedtna.config import RunConfig
 from fedtna.device import resolve_device
-from fedtna.errors import FedtnaError
+from fedtna.errors import FedtnaError, RunFailedError
+from fedtna.fl.checkpoint import (
+    Checkpoint,
+    capture_server_state,
+    load_checkpoint,
+    restore_server_state,
+    save_checkpoint,
+)
 from fedtna.fl.client_app import PARTITION_ID_KEY, RUN_CONFIG_KEY, run_config_from_flower
 from fedtna.fl.experiment import initial_model, prepare, write_config
 from fedtna.fl.local_data import dataset_bundle
-from fedtna.errors import RunFailedError
-from fedtna.fl.checkpoint import Checkpoint, capture_server_state, load_checkpoint, restore_server_state, save_checkpoint
 from fedtna.fl.results import RunRecorder
 from fedtna.fl.rounds import run_rounds
 from fedtna.fl.strategies import build_strategy

@@ -97,8 +97,15 @@ def run_lmc(config: LmcConfig) -> dict[str, Any]:
     from fedtna.fusion.interpolation import ModelMeter
     from fedtna.fusion.plot import plot_curves, print_table
     from fedtna.fusion.soups import best_single, greedy_soup, uniform_soup
-    from fedtna.fusion.training import MATCHED_MODES, MODE_TRAINING, data_parts, holdout_split, resolve_modes, \
-        total_steps, train_models
+    from fedtna.fusion.training import (
+        MATCHED_MODES,
+        MODE_TRAINING,
+        data_parts,
+        holdout_split,
+        resolve_modes,
+        total_steps,
+        train_models,
+    )
     from fedtna.fusion.weight_matching import align_to_first, supports
     from fedtna.masks import derive_seed, validate_scope
     from fedtna.models import build_model

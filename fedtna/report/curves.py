@@ -10,8 +10,8 @@ import math
 from pathlib import Path
 
 from fedtna.report.fl import FlAnalysis, Group
-from fedtna.report.settings import FL_CONTEXT, context
 from fedtna.report.plotting import colours, legend, mean_band, new_figure, save, slug
+from fedtna.report.settings import FL_CONTEXT, context
 
 
 def _series(group: Group, key: str) -> tuple[list[int], list[list[float]]]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from fedtna.fusion.plot import MODE_LABELS
 from fedtna.report.fusion import FusionAnalysis, FusionSetting, mode_name
-from fedtna.report.settings import LMC_CONTEXT, context
 from fedtna.report.plotting import colours, legend, mean_band, new_figure, save, slug
+from fedtna.report.settings import LMC_CONTEXT, context
 
 
 def _seed_curve(pairs: list[dict], key: str) -> list[float]:
