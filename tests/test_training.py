@@ -47,6 +47,26 @@ def test_anchors_stay_bit_exact(settings: OptimizerSettings, proximal_mu: float)
     assert stats.anchor_drift == 0.0
 
 
+class WithUnusedLayer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
+        self.unused = nn.Linear(4, 4)  # never called: its parameters get no gradient
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images)
+
+
+def test_proximal_term_skips_parameters_without_gradient() -> None:
+    _, inputs, labels = toy_problem()
+    model = WithUnusedLayer()
+    before = model.unused.weight.detach().clone()
+    local_train(model, inputs, labels, [Phase(None, 5)], OPTIMIZERS[1], 16, torch.Generator().manual_seed(0),
+                proximal_mu=0.1)
+    assert model.unused.weight.grad is None
+    assert torch.equal(model.unused.weight.detach(), before)
+
+
 def test_zeroing_gradients_alone_would_move_anchors() -> None:
     """The control: a gradient hook does not freeze weights under momentum + weight decay."""
     model, inputs, labels = toy_problem()
