@@ -27,7 +27,7 @@ class WandbLogger:
         import wandb
 
         self.run = wandb.init(
-            mode=settings.mode,
+            mode=settings.mode,  # type: ignore[arg-type]  # a str of WANDB_MODES (fedtna.config.checks)
             project=settings.project or "fedtna",
             entity=settings.entity,
             config=dict(plain_config),
