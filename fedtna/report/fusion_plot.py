@@ -14,7 +14,7 @@ from fedtna.report.settings import LMC_CONTEXT, context
 def _seed_curve(pairs: list[dict], key: str) -> list[float]:
     """One run's curve: the mean over its model pairs (NaN where a model diverged)."""
     curves = [[math.nan if value is None else float(value) for value in pair[key]] for pair in pairs]
-    return [sum(values) / len(values) for values in zip(*curves)]
+    return [sum(values) / len(values) for values in zip(*curves, strict=True)]
 
 
 def plot_setting(setting: FusionSetting, palette: dict, shared: str, path: Path) -> Path:
