@@ -63,7 +63,7 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
     test_parts: list[np.ndarray] = []
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
-        test_count = int(round(test_fraction * len(members)))
+        test_count = round(test_fraction * len(members))
         test_parts.append(members[:test_count])
         train_parts.append(members[test_count:])
     return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(test_parts))
