@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from fedtna.masks import MaskSpec, complement, draw_fixed_masks
 from fedtna.fl.schedules import LocalWork, available_schedules, get_schedule
 from fedtna.fl.schedules.pnu import first_phase_steps
+from fedtna.masks import MaskSpec, complement, draw_fixed_masks
 from fedtna.training import OptimizerSettings, Phase, evaluate, local_train, steps_per_epoch
 
 
@@ -76,7 +76,8 @@ def test_zeroing_gradients_alone_would_move_anchors() -> None:
         keep = (~masks[name]).float()
         parameter.register_hook(lambda grad, keep=keep: grad * keep)
     local_train(model, inputs, labels, [Phase(None, 20)], OPTIMIZERS[1], 16, torch.Generator().manual_seed(0))
-    moved = [name for name, p in model.named_parameters() if not torch.equal(before[name][masks[name]], p.detach()[masks[name]])]
+    moved = [name for name, p in model.named_parameters()
+             if not torch.equal(before[name][masks[name]], p.detach()[masks[name]])]
     assert moved
 
 
@@ -105,7 +106,7 @@ def test_pnu_schedule_phases() -> None:
 
     from fedtna.fl.round_plan import MaskPlan, RoundPlan
 
-    model, inputs, labels = toy_problem()
+    model, _, labels = toy_problem()
     per_epoch = steps_per_epoch(len(labels), 16)
     pnu = get_schedule("pnu")
     plan = RoundPlan(server_round=1, round_seed=9, schedule="pnu", mask=MaskPlan(5, MaskSpec(0.4, "weight")),
