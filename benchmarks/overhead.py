@@ -54,7 +54,8 @@ def bare_fedavg(run_config: RunConfig, threads: int) -> float:
             states.append({k: v.detach().clone() for k, v in worker.state_dict().items()})
             sizes.append(len(labels))
         total = sum(sizes)
-        global_model.load_state_dict({k: sum(s[k] * (n / total) for s, n in zip(states, sizes)) for k in states[0]})
+        global_model.load_state_dict({k: sum(s[k] * (n / total) for s, n in zip(states, sizes, strict=True))
+                                      for k in states[0]})
     return time.perf_counter() - started
 
 

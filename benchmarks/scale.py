@@ -11,6 +11,7 @@ process tree (the run and every process its engine starts), sampled from /proc e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -40,10 +41,8 @@ def tree_rss(root: int) -> int:
     while stack:
         pid = stack.pop()
         stack += tree.get(pid, [])
-        try:
+        with contextlib.suppress(OSError):
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-        except OSError:
-            pass
     return total
 
 
@@ -93,7 +92,8 @@ def main() -> None:
               f"{r['peak_gb']:>8.2f} {r['total_s']:>8.1f}")
     base = results[0]
     for r in results[1:]:
-        print(f"RATIO {r['clients']} / {base['clients']} clients: start-up {r['to_round_1_s'] / base['to_round_1_s']:.2f}, "
+        print(f"RATIO {r['clients']} / {base['clients']} clients: "
+              f"start-up {r['to_round_1_s'] / base['to_round_1_s']:.2f}, "
               f"peak memory {r['peak_gb'] / base['peak_gb']:.2f}")
 
 

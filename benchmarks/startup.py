@@ -62,7 +62,7 @@ def child(variant: str, output_dir: str, spawned_wall: float, overrides: list[st
 
         setattr(owner, attribute, wrapper)
 
-    import fedtna.run  # noqa: F401
+    import fedtna.run
 
     mark("imported")
     from fedtna.config.entry import compose_run_config
@@ -164,7 +164,8 @@ def report(runs: dict[str, list[dict[str, Any]]], overrides: list[str]) -> None:
         return statistics.median(values) if values else float("nan")
 
     counts = {variant: len(runs[variant]) for variant in VARIANTS}
-    print(f"\nmedian seconds over {counts['before']} / {counts['after']} runs; python -m fedtna.run {' '.join(overrides)}")
+    print(f"\nmedian seconds over {counts['before']} / {counts['after']} runs; "
+          f"python -m fedtna.run {' '.join(overrides)}")
     print(f"{'phase':20}{'before':>9}{'after':>9}{'after - before':>16}")
     for phase in PHASES:
         before, after = median("before", phase), median("after", phase)

@@ -70,11 +70,14 @@ def main() -> None:
     print(f"{'':24}{'sequential':>12}{f'n_jobs={args.jobs}':>12}")
     for repeat in range(args.repeats):
         print(f"{f'sweep wall (s), pair {repeat + 1}':24}{walls['sequential'][repeat]:12.1f}"
-              f"{walls['parallel'][repeat]:12.1f}   ratio {walls['sequential'][repeat] / walls['parallel'][repeat]:.2f}x")
+              f"{walls['parallel'][repeat]:12.1f}   "
+              f"ratio {walls['sequential'][repeat] / walls['parallel'][repeat]:.2f}x")
     print(f"{'per run, total (s)':24}{per_run(sequential, 'total_wall_seconds'):12.1f}"
           f"{per_run(parallel, 'total_wall_seconds'):12.1f}")
-    print(f"{'per run, rounds (s)':24}{per_run(sequential, 'wall_seconds'):12.1f}{per_run(parallel, 'wall_seconds'):12.1f}")
-    print(f"{'Ray CPUs per job':24}{sequential[0].get('ray_num_cpus', '?'):>12}{parallel[0].get('ray_num_cpus', '?'):>12}")
+    print(f"{'per run, rounds (s)':24}{per_run(sequential, 'wall_seconds'):12.1f}"
+          f"{per_run(parallel, 'wall_seconds'):12.1f}")
+    print(f"{'Ray CPUs per job':24}{sequential[0].get('ray_num_cpus', '?'):>12}"
+          f"{parallel[0].get('ray_num_cpus', '?'):>12}")
     ratio = statistics.median(walls["sequential"]) / statistics.median(walls["parallel"])
     print(f"ratio sequential / parallel (median walls): {ratio:.2f}x")
     key = "last5_mean_test_accuracy"

@@ -42,7 +42,8 @@ def cached_arrays(key: str, compute: Callable[[], list[np.ndarray]]) -> list[np.
         directory.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
         with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **{f"a{i}": array for i, array in enumerate(arrays)})
+            named = {f"a{i}": array for i, array in enumerate(arrays)}
+            np.savez(stream, **named)  # type: ignore[arg-type]  # mypy lets **named reach allow_pickle: bool
         os.replace(temporary, path)
     except OSError:
         pass  # a read-only home only costs speed

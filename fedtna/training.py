@@ -10,7 +10,7 @@ phase never leaks into the weights the next phase unfreezes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -90,12 +90,21 @@ def batch_indices(num_examples: int, batch_size: int, generator: torch.Generator
 
 
 def _add_proximal_gradient(
-    parameters: list[torch.Tensor], reference: list[torch.Tensor], proximal_mu: float
+    parameters: Sequence[torch.Tensor], reference: Sequence[torch.Tensor], proximal_mu: float
 ) -> None:
-    """Add the gradient of mu/2 * ||w - w_ref||^2 to every parameter's gradient."""
-    grads = [parameter.grad for parameter in parameters]
-    differences = torch._foreach_sub([p.detach() for p in parameters], reference)
-    torch._foreach_add_(grads, differences, alpha=proximal_mu)
+    """Add the gradient of mu/2 * ||w - w_ref||^2 to every parameter's gradient.
+
+    A parameter the backward pass never reached has no gradient; the optimizer skips it, so it
+    stays at its reference value and has no proximal gradient either.
+    """
+    grads, weights, anchors = [], [], []
+    for parameter, anchor in zip(parameters, reference, strict=True):
+        if parameter.grad is not None:
+            grads.append(parameter.grad)
+            weights.append(parameter.detach())
+            anchors.append(anchor)
+    if grads:
+        torch._foreach_add_(grads, torch._foreach_sub(weights, anchors), alpha=proximal_mu)
 
 
 def local_train(

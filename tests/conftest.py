@@ -12,6 +12,7 @@ import pytest
 import torch
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.serverapp import Grid
+
 from fedtna.config import RunConfig
 from fedtna.config.entry import compose_run_config as compose_typed
 from fedtna.fl.client_app import make_client_app
@@ -48,7 +49,7 @@ class InProcessGrid(Grid):
     def run(self) -> Any:
         return getattr(self, "_run", None)
 
-    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):  # noqa: ANN001, ANN201
+    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):
         return Message(content=content, message_type=message_type, dst_node_id=dst_node_id, group_id=group_id)
 
     def get_node_ids(self) -> Iterable[int]:
@@ -66,7 +67,7 @@ class InProcessGrid(Grid):
             self.delivered.append(message)
             try:
                 replies.append(self.client_app(message, self.contexts[message.metadata.dst_node_id]))
-            except Exception as error:  # as Flower's runtime does: a client exception becomes an error reply
+            except Exception as error:  # noqa: BLE001 - as Flower's runtime does: a client exception is an error reply
                 replies.append(Message(Error(code=0, reason=f"{type(error).__name__}: {error}"), reply_to=message))
         return list(reversed(replies))
 

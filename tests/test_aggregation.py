@@ -69,13 +69,13 @@ def as_numpy(arrays: ArrayRecord) -> dict[str, np.ndarray]:
     return {key: array.numpy() for key, array in arrays.items()}
 
 
-def make(strategy_class, **options):  # noqa: ANN001, ANN003, ANN201
+def make(strategy_class, **options):
     strategy = strategy_class(seed=0, **FLOWER, **options)
     strategy.attach(node_of_partition=NODES, parameter_shapes=SHAPES)
     return strategy
 
 
-def configure(strategy, server_round: int, arrays: dict[str, np.ndarray]) -> list[Message]:  # noqa: ANN001
+def configure(strategy, server_round: int, arrays: dict[str, np.ndarray]) -> list[Message]:
     messages = list(strategy.configure_train(server_round, record(arrays), ConfigRecord({}), grid=None))
     assert [message.metadata.dst_node_id for message in messages] == [NODES[p] for p in sorted(NODES)]
     for message in messages:
@@ -101,7 +101,7 @@ def sender_partition(reply_message: Message) -> int:
     return {node: part for part, node in NODES.items()}[reply_message.metadata.src_node_id]
 
 
-def replies_for(strategy, messages: list[Message], sent: dict[str, np.ndarray],  # noqa: ANN001
+def replies_for(strategy, messages: list[Message], sent: dict[str, np.ndarray],
                 seed: int = 1) -> list[Message]:
     checksum = masks_checksum(strategy.round_masks) if strategy.round_masks is not None else None
     return [reply(message, client_arrays(sent, partition_of(message), seed), EXAMPLES[partition_of(message)],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from fedtna.errors import ConfigError
@@ -13,7 +15,7 @@ from tests.test_server_inprocess import run
 def test_ratio_goes_from_first_to_final_monotonically(shape: str) -> None:
     ratios = [annealed_ratio(0.6, 0.1, server_round, 11, shape) for server_round in range(1, 12)]
     assert ratios[0] == pytest.approx(0.6) and ratios[-1] == pytest.approx(0.1)
-    assert all(a > b for a, b in zip(ratios, ratios[1:]))
+    assert all(a > b for a, b in itertools.pairwise(ratios))
     assert ratios[5] == pytest.approx(0.35)  # both shapes pass the midpoint half way
 
 

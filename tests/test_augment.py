@@ -31,7 +31,7 @@ def manual_crop_flip(batch: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
     """The reference, one image at a time: zero-pad, slice the window, flip the width axis."""
     height, width = batch.shape[2:]
     out = []
-    for image, top, left, flip in zip(batch, rows.tolist(), cols.tolist(), flips.tolist()):
+    for image, top, left, flip in zip(batch, rows.tolist(), cols.tolist(), flips.tolist(), strict=True):
         window = F.pad(image, (padding,) * 4)[:, top : top + height, left : left + width]
         out.append(window.flip(-1) if flip else window)
     return torch.stack(out)
@@ -128,7 +128,7 @@ def test_registry_names() -> None:
 # ---------------------------------------------------------------- local_train hook
 
 
-def train_once(transform, seed: int = 0) -> tuple[dict[str, torch.Tensor], float]:  # noqa: ANN001
+def train_once(transform, seed: int = 0) -> tuple[dict[str, torch.Tensor], float]:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
     inputs, labels = images(20, 3, 8, 8), torch.arange(20) % 3

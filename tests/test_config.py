@@ -72,7 +72,7 @@ def test_own_packages_are_refused_until_trusted(tmp_path: Path, monkeypatch) -> 
     from fedtna.models import build_model
 
     refused = compose(tmp_path, "model._target_=mylab_ext.models.Tiny", "~model.width", "+model.width=4")
-    with pytest.raises(ConfigError, match="model._target_='mylab_ext.models.Tiny' is not allowed"):
+    with pytest.raises(ConfigError, match=r"model._target_='mylab_ext.models.Tiny' is not allowed"):
         build_model(refused.model_spec, (1, 28, 28), 10)
     trusted = compose(tmp_path, "model._target_=mylab_ext.models.Tiny", "trusted_packages=[mylab_ext]")
     model = build_model(trusted.model_spec, (1, 28, 28), 10)

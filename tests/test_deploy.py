@@ -25,8 +25,15 @@ import pytest
 import fedtna
 from fedtna.config import RunConfig, parse_run_config
 from fedtna.deploy import (
-    COMPLETED, DeploymentError, LocalDeployment, commands_for, compose_run_config, free_ports,
-    read_run_config_toml, stage_app, write_run_config_toml,
+    COMPLETED,
+    DeploymentError,
+    LocalDeployment,
+    commands_for,
+    compose_run_config,
+    free_ports,
+    read_run_config_toml,
+    stage_app,
+    write_run_config_toml,
 )
 from fedtna.deploy.auth import check_node_key, make_node_key, make_node_keys
 from fedtna.deploy.cli import main
@@ -385,7 +392,7 @@ def test_supernode_auth_admits_registered_nodes_only(tmp_path: Path) -> None:
         assert "No SuperNode found with the given public key" in intruder.log_tail(80)
         result = running.run(config, timeout=300)
         nodes = running.supernode_status()
-        assert nodes == {node_id: "online" for node_id in running.node_ids.values()}  # the intruder is unknown
+        assert nodes == dict.fromkeys(running.node_ids.values(), "online")  # the intruder is unknown
         assert "Activation failed: No SuperNode found with the given public key" in \
             (running.log_dir / "superlink.log").read_text()
     assert result.status == COMPLETED

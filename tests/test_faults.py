@@ -51,8 +51,8 @@ def test_injected_faults_are_counted_exactly_and_the_run_finishes(run_config_fac
 
 def test_min_clients_fraction_fails_a_round_with_too_few_valid_updates(run_config_factory) -> None:
     config = run_config_factory("faults.crash=0.5", "min_clients_fraction=1.0", "num_rounds=3")
-    with pytest.raises(RunFailedError, match=r"round 1 \(train\): \d valid of 4 sampled clients, \d failed, 0 rejected; "
-                                             r"need 4 \(min_clients_fraction=1.0\)"):
+    with pytest.raises(RunFailedError, match=r"round 1 \(train\): \d valid of 4 sampled clients, \d failed, "
+                                             r"0 rejected; need 4 \(min_clients_fraction=1.0\)"):
         run_server(InProcessGrid(config, 4), config)
 
 

@@ -6,8 +6,17 @@ import pytest
 import torch
 from torch import nn
 
-from fedtna.fusion.interpolation import (ModelMeter, accuracy_barrier, average_states, curve_barrier, fuse, interpolate_states,
-                                         interpolation_curve, loss_barrier, reset_batch_norm_statistics)
+from fedtna.fusion.interpolation import (
+    ModelMeter,
+    accuracy_barrier,
+    average_states,
+    curve_barrier,
+    fuse,
+    interpolate_states,
+    interpolation_curve,
+    loss_barrier,
+    reset_batch_norm_statistics,
+)
 from fedtna.fusion.training import mode_masks, own_initial_states, train_models
 from fedtna.models.mlp import MLP
 from fedtna.training import OptimizerSettings, Phase, evaluate, local_train

@@ -62,7 +62,8 @@ def test_tiny_run_writes_json_and_plot(tmp_path: Path) -> None:
         assert min(endpoint["accuracy"] for endpoint in mode["endpoints"]) > 0.5  # it trained
     # matching only permutes: the endpoints of weight_matching are those of vanilla. A permutation
     # reorders the sums inside the matmuls, so losses agree to rounding only (CPU-dependent last bits).
-    for matched, plain in zip(data["modes"]["weight_matching"]["endpoints"], data["modes"]["vanilla"]["endpoints"]):
+    for matched, plain in zip(data["modes"]["weight_matching"]["endpoints"], data["modes"]["vanilla"]["endpoints"],
+                              strict=True):
         assert matched["accuracy"] == pytest.approx(plain["accuracy"], abs=2e-3 + 1e-9)  # 2 flips of 1,000 images
         assert matched["loss"] == pytest.approx(plain["loss"], rel=1e-5)
     png = (tmp_path / "lmc.png").read_bytes()

@@ -87,7 +87,8 @@ def test_neuron_granularity_fixes_whole_output_units() -> None:
 def test_neuron_units_differ_between_layers() -> None:
     model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 64))
     masks = draw_fixed_masks(model.named_parameters(), 3, MaskSpec(0.5, "neuron"))
-    assert torch.equal(masks["0.bias"], masks["0.weight"][:, 0]) and torch.equal(masks["2.bias"], masks["2.weight"][:, 0])
+    assert torch.equal(masks["0.bias"], masks["0.weight"][:, 0])
+    assert torch.equal(masks["2.bias"], masks["2.weight"][:, 0])
     assert not torch.equal(masks["0.bias"], masks["2.bias"])
 
 

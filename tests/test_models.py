@@ -11,7 +11,6 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from fedtna.errors import ConfigError
-from fedtna.errors import ConfigError
 from fedtna.models import ModelConfigError, build_model, layer_names
 from fedtna.models.cnn import CNN
 from fedtna.models.mlp import MLP

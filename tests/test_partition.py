@@ -104,7 +104,10 @@ def test_dirichlet_unreachable_min_size_is_config_error(labels: np.ndarray) -> N
             r"min_partition_size=201 is impossible: .* 5 partitions x min_partition_size <= 1000",
         ),
         (lambda y: dirichlet(y, 5, 0, alpha=0.5, min_partition_size=-1), r"min_partition_size=-1 is impossible"),
-        (lambda y: pathological(y, 5, 0, classes_per_client=0), r"classes_per_client=0 is outside the allowed range integers >= 1"),
+        (
+            lambda y: pathological(y, 5, 0, classes_per_client=0),
+            r"classes_per_client=0 is outside the allowed range integers >= 1",
+        ),
         (lambda y: pathological(y, 5, 0, classes_per_client=11), r"classes_per_client=11 is more than the 10 classes"),
         (
             lambda y: pathological(y, 5, 0, classes_per_client=2, class_assignment_mode="sorted"),

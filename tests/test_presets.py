@@ -16,12 +16,12 @@ import torchvision
 
 from fedtna.config.checks import check_run_config
 from fedtna.config.entry import compose_run_config
-from fedtna.data.torchvision_sets import load_cifar10, load_cifar100, stratified_subset
+from fedtna.data.torchvision_sets import load_cifar10, stratified_subset
 from fedtna.errors import ConfigError
 from fedtna.fl.local_data import dataset_bundle
 from fedtna.fl.server_app import run_server
-from tests.conftest import InProcessGrid
 from tests.cifar_format import cifar_rows, write_pickle
+from tests.conftest import InProcessGrid
 
 N_PER_BATCH, N_TEST = 20, 20  # CIFAR-10: five train batches of 20 images, balanced labels
 
@@ -126,9 +126,10 @@ def test_cifar_subset_keeps_the_chosen_images_and_balances_classes(tmp_path: Pat
     assert part.train_x.shape == (30, 3, 32, 32) and part.test_x.shape == (10, 3, 32, 32)
     assert np.bincount(part.train_y.numpy(), minlength=10).tolist() == [3] * 10
     assert np.bincount(part.test_y.numpy(), minlength=10).tolist() == [1] * 10
-    rows = {tuple(image.flatten().tolist()[:64]): label for image, label in zip(full.train_x, full.train_y.tolist())}
+    rows = {tuple(image.flatten().tolist()[:64]): label
+            for image, label in zip(full.train_x, full.train_y.tolist(), strict=True)}
     assert all(rows[tuple(image.flatten().tolist()[:64])] == label
-               for image, label in zip(part.train_x, part.train_y.tolist()))  # real images with their own labels
+               for image, label in zip(part.train_x, part.train_y.tolist(), strict=True))  # real images, own labels
     same = load_cifar10(str(tmp_path), download=False, num_train=30, num_test=10, subset_seed=0)
     other = load_cifar10(str(tmp_path), download=False, num_train=30, num_test=10, subset_seed=1)
     assert torch.equal(part.train_x, same.train_x) and not torch.equal(part.train_x, other.train_x)

@@ -8,6 +8,7 @@ experiments included.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -101,10 +102,8 @@ def stop_head(head: subprocess.Popen, temp_dir: Path) -> None:
     """SIGTERM the head's process group (``ray start --block`` stops its children), then make sure that
     nothing carrying the head's temp dir survives; only these processes are ours to kill."""
     for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             head.wait(timeout=wait)
         except subprocess.TimeoutExpired:
@@ -126,7 +125,7 @@ def test_a_run_joins_the_cluster_and_leaves_it_running(ray_head, tmp_path: Path)
         [sys.executable, "-m", "fedtna.run", f"simulation.ray_address={address}", "num_clients=3", "num_rounds=2",
          "model=mlp", "model.hidden_sizes=[32]", "progress=false", "print_config=false", f"hydra.run.dir={run_dir}"],
         cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = run.communicate(timeout=300)
+    _, err = run.communicate(timeout=300)
     assert run.returncode == 0, err[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["rounds"] == 2
@@ -159,9 +158,9 @@ def test_cluster_settings_are_checked(tmp_path: Path) -> None:
     config = compose_run_config(["simulation.ray_address=10.0.0.5:6379"], tmp_path)
     assert backend_config(config)["init_args"] == {"address": "10.0.0.5:6379", "logging_level": 40,
                                                    "log_to_driver": False}
-    with pytest.raises(ConfigError, match="simulation.num_cpus=4 cannot be combined with simulation.ray_address"):
+    with pytest.raises(ConfigError, match=r"simulation.num_cpus=4 cannot be combined with simulation.ray_address"):
         check_actor_fits(compose_run_config(["simulation.ray_address=10.0.0.5:6379", "simulation.num_cpus=4"],
                                             tmp_path))
     for bad in ("ray://10.0.0.5:10001", "auto", "10.0.0.5", "10.0.0.5:70000"):
-        with pytest.raises(ConfigError, match="simulation.ray_address=.* is outside the allowed range host:port"):
+        with pytest.raises(ConfigError, match=r"simulation.ray_address=.* is outside the allowed range host:port"):
             check_run_config(compose_run_config([f"simulation.ray_address={bad}"], tmp_path))

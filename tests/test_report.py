@@ -52,7 +52,7 @@ def fake_run(root: Path, name: str, *, seed: int, accuracies: list[float | None]
 
 def paired_sweep(root: Path) -> None:
     """fedavg and fedpnu on seeds 0-2; fedpnu's last five rounds are fedavg's + 0.01, 0.03, 0.02."""
-    for seed, diff in zip(range(3), (0.01, 0.03, 0.02)):
+    for seed, diff in zip(range(3), (0.01, 0.03, 0.02), strict=True):
         base = [0.5 + 0.01 * r + 0.02 * seed for r in range(6)]
         fake_run(root, f"avg{seed}", seed=seed, accuracies=base)
         fake_run(root, f"pnu{seed}", seed=seed, strategy="fedpnu", accuracies=[0.3] + [a + diff for a in base[1:]])
@@ -173,7 +173,8 @@ def test_report_numbers_equal_those_recomputed_from_metrics(tmp_path: Path, caps
     for group in document["fl"]["groups"]:
         finals, bests, last5s = [], [], []
         for run in group["runs"]:
-            accuracies = [json.loads(line)["test_accuracy"] for line in Path(run, "metrics.jsonl").open()]
+            lines = Path(run, "metrics.jsonl").read_text().splitlines()
+            accuracies = [json.loads(line)["test_accuracy"] for line in lines]
             finals.append(accuracies[-1])
             bests.append(max(accuracies))
             last5s.append(sum(accuracies[-5:]) / 5)
@@ -186,7 +187,7 @@ def test_report_numbers_equal_those_recomputed_from_metrics(tmp_path: Path, caps
         last5 = statistics.mean(last5s)
         assert f"{100 * last5:.2f} ± {100 * statistics.stdev(last5s):.2f}" in markdown
         assert group["rounds"] == 8 and group["wall_seconds"]["mean"] == pytest.approx(11.0)
-    diffs = [a - b for a, b in zip(last5_by_seed["strategy=fedpnu"], last5_by_seed["strategy=fedavg"])]
+    diffs = [a - b for a, b in zip(last5_by_seed["strategy=fedpnu"], last5_by_seed["strategy=fedavg"], strict=True)]
     comparison = document["fl"]["groups"][1]["comparison"]
     assert comparison["mean_difference"] == pytest.approx(statistics.mean(diffs), rel=1e-12)
     assert comparison["wins"] == sum(d > 0 for d in diffs)
@@ -262,7 +263,7 @@ def test_drift_table_is_the_mean_over_rounds_then_over_seeds(tmp_path: Path) -> 
     for seed, spreads in enumerate(([1.0, 3.0], [2.0, 6.0])):
         folder = fake_run(tmp_path, f"avg{seed}", seed=seed, accuracies=[0.5, 0.6])
         rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-        for row, spread in zip(rows, spreads):
+        for row, spread in zip(rows, spreads, strict=True):
             row.update(update_norm=2 * spread, update_spread=spread, update_agreement=0.5, global_norm=10.0 + seed)
         (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     markdown = build_report([tmp_path], plots=False).files["md"].read_text()
@@ -275,7 +276,8 @@ def masked_run(root: Path, name: str, *, seed: int, strategy: str, ratio: float,
     """A masked run: every metrics row reports the fixed fraction, as clients under masks do."""
     folder = fake_run(root, name, seed=seed, strategy=strategy, accuracies=accuracies,
                       extra={"mask_ratio": ratio, **(extra or {})})
-    rows = [{**json.loads(line), "fixed_fraction": ratio} for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    rows = [{**json.loads(line), "fixed_fraction": ratio}
+            for line in (folder / "metrics.jsonl").read_text().splitlines()]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     return folder
 

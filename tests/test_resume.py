@@ -32,11 +32,11 @@ class KilledAfter(InProcessGrid):
         super().__init__(config, num_nodes)
         self.kill_round = kill_round
 
-    def send_and_receive(self, messages, *, timeout=None):  # noqa: ANN001, ANN201
+    def send_and_receive(self, messages, *, timeout=None):
         messages = list(messages)
-        if messages and messages[0].metadata.message_type == "train":
-            if int(messages[0].content["config"]["server-round"]) == self.kill_round:
-                raise KeyboardInterrupt("killed")
+        if (messages and messages[0].metadata.message_type == "train"
+                and int(messages[0].content["config"]["server-round"]) == self.kill_round):
+            raise KeyboardInterrupt("killed")
         return super().send_and_receive(messages, timeout=timeout)
 
 
@@ -109,8 +109,8 @@ def _cli(*overrides: str, cwd: Path) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", [(), ("strategy=fedpfn", "strategy.server=fedadam", "+strategy.server_options.eta=0.01")],
-                         ids=["fedavg", "fedpfn+fedadam"])
+@pytest.mark.parametrize("method", [(), ("strategy=fedpfn", "strategy.server=fedadam",
+                                         "+strategy.server_options.eta=0.01")], ids=["fedavg", "fedpfn+fedadam"])
 def test_kill_9_after_round_3_then_resume_is_identical(tmp_path: Path, method: tuple[str, ...]) -> None:
     whole = _cli(*method, "num_rounds=6", f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
     assert whole.wait(timeout=600) == 0, whole.stderr.read()[-2000:]

@@ -97,7 +97,8 @@ def test_checksum_mismatch_fails_the_run(run_config_factory, monkeypatch) -> Non
 
 @pytest.mark.parametrize("server", ["fedavgm", "fedadam"])
 def test_masked_strategies_compose_with_server_optimizers(run_config_factory, server: str) -> None:
-    option = "+strategy.server_options.server_momentum=0.5" if server == "fedavgm" else "+strategy.server_options.eta=0.01"
+    option = ("+strategy.server_options.server_momentum=0.5" if server == "fedavgm"
+              else "+strategy.server_options.eta=0.01")
     summary, rows, _ = run(run_config_factory("strategy=fedpnu", f"strategy.server={server}", option, "num_rounds=3"))
     assert rows[-1]["anchor_drift"] == 0.0
     assert summary["final_test_accuracy"] > 0.3
@@ -127,7 +128,7 @@ def test_a_new_schedule_is_one_module_and_one_yaml_key(run_config_factory) -> No
     from fedtna.training import Phase
 
     @register("pfn_then_full")
-    def pfn_then_full(model, plan, work):  # noqa: ANN001, ANN202
+    def pfn_then_full(model, plan, work):
         masks = plan_masks(plan, model.named_parameters())
         return [Phase(masks, work.steps_per_epoch), Phase(None, work.steps_per_epoch)]
 
@@ -183,6 +184,6 @@ def test_client_app_refuses_a_hostile_cfg_json(run_config_factory) -> None:
     plan = {"server-round": 1, "round-seed": 1, "schedule": "full", "proximal-mu": 0.0}
     message = Message(RecordDict({"arrays": ArrayRecord({}), "config": ConfigRecord(plan)}), dst_node_id=5,
                       message_type=MessageType.TRAIN)
-    with pytest.raises(ConfigError, match="model._target_='os.system' is not allowed"):
+    with pytest.raises(ConfigError, match=r"model._target_='os.system' is not allowed"):
         app(message, context)  # Flower's runtime turns this into an error reply
     assert not Path("/tmp/fedtna-pwned").exists()

@@ -85,12 +85,12 @@ def test_fine_tuned_copies_from_a_checkpoint_make_soups(tmp_path: Path) -> None:
     markdown = report.files["md"].read_text()
     assert "### Model soups" in markdown
     greedy = 100 * result["modes"]["tna_pfn"]["soups"]["greedy"]["test_accuracy"]
-    assert f"| TNA-PFN | 1 |" in markdown and f"{greedy:.2f} ± 0.00" in markdown  # one seed: std 0
+    assert "| TNA-PFN | 1 |" in markdown and f"{greedy:.2f} ± 0.00" in markdown  # one seed: std 0
 
 
 def test_anchors_stay_at_the_pretrained_values(tmp_path: Path) -> None:
     from fedtna.data import load_dataset
-    from fedtna.fusion.training import mode_masks, train_models, data_parts
+    from fedtna.fusion.training import data_parts, mode_masks, train_models
     from fedtna.models import build_model
 
     start = saved_start(tmp_path)

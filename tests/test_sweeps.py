@@ -163,7 +163,7 @@ def test_joblib_runs_two_jobs_at_once_and_wandb_groups_the_sweep(tmp_path: Path)
     assert all(run["rounds"] == 2 and run["engine"] == "local" for run in runs)  # no Ray per job
     job_dirs = sorted(path for path in sweep_dir.iterdir() if path.is_dir() and not path.name.startswith("."))
     assert len(job_dirs) == 2
-    for job_dir, strategy in zip(job_dirs, ("fedavg", "fedpfn")):
+    for job_dir, strategy in zip(job_dirs, ("fedavg", "fedpfn"), strict=True):
         offline = list((job_dir / "wandb").glob("offline-run-*/run-*.wandb"))
         assert len(offline) == 1, job_dir
         runs = wandb_run_records(offline[0])

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from fedtna.masks import MaskSpec, complement, draw_fixed_masks
 from fedtna.fl.schedules import LocalWork, available_schedules, get_schedule
 from fedtna.fl.schedules.pnu import first_phase_steps
+from fedtna.masks import MaskSpec, complement, draw_fixed_masks
 from fedtna.training import OptimizerSettings, Phase, evaluate, local_train, steps_per_epoch
 
 
@@ -47,6 +47,26 @@ def test_anchors_stay_bit_exact(settings: OptimizerSettings, proximal_mu: float)
     assert stats.anchor_drift == 0.0
 
 
+class WithUnusedLayer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
+        self.unused = nn.Linear(4, 4)  # never called: its parameters get no gradient
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images)
+
+
+def test_proximal_term_skips_parameters_without_gradient() -> None:
+    _, inputs, labels = toy_problem()
+    model = WithUnusedLayer()
+    before = model.unused.weight.detach().clone()
+    local_train(model, inputs, labels, [Phase(None, 5)], OPTIMIZERS[1], 16, torch.Generator().manual_seed(0),
+                proximal_mu=0.1)
+    assert model.unused.weight.grad is None
+    assert torch.equal(model.unused.weight.detach(), before)
+
+
 def test_zeroing_gradients_alone_would_move_anchors() -> None:
     """The control: a gradient hook does not freeze weights under momentum + weight decay."""
     model, inputs, labels = toy_problem()
@@ -56,7 +76,8 @@ def test_zeroing_gradients_alone_would_move_anchors() -> None:
         keep = (~masks[name]).float()
         parameter.register_hook(lambda grad, keep=keep: grad * keep)
     local_train(model, inputs, labels, [Phase(None, 20)], OPTIMIZERS[1], 16, torch.Generator().manual_seed(0))
-    moved = [name for name, p in model.named_parameters() if not torch.equal(before[name][masks[name]], p.detach()[masks[name]])]
+    moved = [name for name, p in model.named_parameters()
+             if not torch.equal(before[name][masks[name]], p.detach()[masks[name]])]
     assert moved
 
 
@@ -85,7 +106,7 @@ def test_pnu_schedule_phases() -> None:
 
     from fedtna.fl.round_plan import MaskPlan, RoundPlan
 
-    model, inputs, labels = toy_problem()
+    model, _, labels = toy_problem()
     per_epoch = steps_per_epoch(len(labels), 16)
     pnu = get_schedule("pnu")
     plan = RoundPlan(server_round=1, round_seed=9, schedule="pnu", mask=MaskPlan(5, MaskSpec(0.4, "weight")),

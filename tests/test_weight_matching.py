@@ -7,14 +7,18 @@ import torch
 from torch import nn
 
 from fedtna.errors import ConfigError
+from fedtna.fusion.weight_matching import (
+    align_to_first,
+    apply_permutations,
+    permutation_spec,
+    supports,
+    weight_matching,
+)
 from fedtna.models.cnn import CNN
 from fedtna.models.mlp import MLP
 from fedtna.models.resnet import ResNet20
 from fedtna.models.vgg import VGG
 from fedtna.training import OptimizerSettings, Phase, evaluate, local_train
-from fedtna.fusion.weight_matching import (align_to_first, apply_permutations, permutation_spec, supports,
-                                    weight_matching)
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -81,7 +85,8 @@ def test_matching_recovers_a_known_permutation_exactly(make_model) -> None:
     scrambled_model = make_model().eval()
     scrambled_model.load_state_dict(scrambled)
     with torch.no_grad():
-        assert torch.allclose(scrambled_model(inputs), model(inputs), rtol=1e-4, atol=1e-4)  # same function, other sum order
+        # same function, other sum order
+        assert torch.allclose(scrambled_model(inputs), model(inputs), rtol=1e-4, atol=1e-4)
 
     perms = weight_matching(spec, original, scrambled)
     recovered = apply_permutations(spec, perms, scrambled)

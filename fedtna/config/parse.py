@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
@@ -18,7 +18,7 @@ def _typed(schema: type[ConfigT], source: Mapping[str, Any] | DictConfig) -> Con
     try:
         plain = OmegaConf.to_container(source, resolve=True) if isinstance(source, DictConfig) else dict(source)
         merged = OmegaConf.merge(OmegaConf.structured(schema), plain)
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+        return cast(ConfigT, OmegaConf.to_object(merged))  # a structured config gives the schema's instance
     except MissingMandatoryValue as error:
         raise ConfigError(f"{error.full_key} is required but missing (or left as '???'); set it in the config "
                           "or on the command line") from None
@@ -44,4 +44,4 @@ def parse_lmc_config(source: Mapping[str, Any] | DictConfig) -> LmcConfig:
 
 def to_plain(config: RunConfig | LmcConfig) -> dict[str, Any]:
     """The config as plain JSON-able containers: what config.json holds and ``cfg-json`` carries."""
-    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)  # type: ignore[return-value]
+    return cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(config), resolve=True))

@@ -10,7 +10,7 @@ typed views (``optimizer_settings``, ``mask_spec``, ...), never the whole tree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -28,7 +28,7 @@ class MaskLayout:
     """Which weights a mask may fix: ``weight`` or ``neuron`` granularity, optional layer scope."""
 
     granularity: str = _required()
-    scope: Optional[list[str]] = _required()
+    scope: list[str] | None = _required()
 
     def spec(self, ratio: float) -> MaskSpec:
         """The mask this layout gives at fixed-weight ratio ``ratio``."""
@@ -57,12 +57,12 @@ class SimulationSettings:
 
     backend: str = _required()
     local_workers: int = _required()
-    num_cpus: Optional[int] = _required()
-    num_gpus: Optional[int] = _required()
-    jobs_per_machine: Optional[int] = _required()
+    num_cpus: int | None = _required()
+    num_gpus: int | None = _required()
+    jobs_per_machine: int | None = _required()
     threads_per_client: int = _required()
     client_resources: ClientResources = _required()
-    ray_address: Optional[str] = _required()
+    ray_address: str | None = _required()
 
 
 @dataclass
@@ -78,10 +78,10 @@ class WandbSettings:
     """Weights & Biases logging (``disabled`` never imports wandb)."""
 
     mode: str = _required()
-    project: Optional[str] = _required()
-    entity: Optional[str] = _required()
-    group: Optional[str] = _required()
-    name: Optional[str] = _required()
+    project: str | None = _required()
+    entity: str | None = _required()
+    group: str | None = _required()
+    name: str | None = _required()
 
 
 @dataclass
@@ -135,7 +135,7 @@ class RunConfig(TrainingKeys):
     """``python -m fedtna.run``: one federated experiment."""
 
     strategy: dict[str, Any] = _required()
-    resume: Optional[str] = _required()
+    resume: str | None = _required()
     checkpoint_every: int = _required()
     min_clients_fraction: float = _required()
     faults: FaultSettings = _required()
@@ -170,16 +170,16 @@ class LmcConfig(TrainingKeys):
 
     num_models: int = _required()
     init: str = _required()
-    init_checkpoint: Optional[str] = _required()
-    model_lrs: Optional[list[float]] = _required()
+    init_checkpoint: str | None = _required()
+    model_lrs: list[float] | None = _required()
     holdout: float = _required()
     data_split: str = _required()
-    modes: Optional[list[str]] = _required()
+    modes: list[str] | None = _required()
     mask: MaskLayout = _required()
     epochs: int = _required()
     num_points: int = _required()
     bn_reset_batches: int = _required()
-    num_threads: Optional[int] = _required()
+    num_threads: int | None = _required()
 
     @property
     def mask_spec(self) -> MaskSpec:

@@ -87,7 +87,7 @@ class TargetSpec:
         from omegaconf import DictConfig, OmegaConf
 
         if isinstance(spec, DictConfig):
-            spec = OmegaConf.to_container(spec, resolve=True)  # type: ignore[assignment]
+            spec = OmegaConf.to_container(spec, resolve=True)  # type: ignore[assignment]  # a DictConfig gives a dict
         if not isinstance(spec, Mapping):
             raise ConfigError(f"{role} config must be a mapping with a _target_ key, got {type(spec).__name__}")
         return cls.of(role, spec)

@@ -21,4 +21,4 @@ class DatasetBundle:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) of one image."""
-        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]  # train_x is (N, C, H, W)

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from fedtna.data.bundle import DatasetBundle
-from fedtna.disk_cache import cached_arrays
 from fedtna.data.normalise import labels_tensor, normalise_pixels
+from fedtna.disk_cache import cached_arrays
 from fedtna.errors import ConfigError
 
 MNIST_MEAN = (0.1307,)
@@ -63,7 +63,7 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
     test_parts: list[np.ndarray] = []
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
-        test_count = int(round(test_fraction * len(members)))
+        test_count = round(test_fraction * len(members))
         test_parts.append(members[:test_count])
         train_parts.append(members[test_count:])
     return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(test_parts))

@@ -148,7 +148,7 @@ def pathological(
         num_partitions=num_partitions,
         partition_by=LABEL_COLUMN,
         num_classes_per_partition=int(classes_per_client),
-        class_assignment_mode=class_assignment_mode,  # type: ignore[arg-type]
+        class_assignment_mode=class_assignment_mode,
         seed=seed,
     )
     try:

@@ -117,7 +117,7 @@ def load_torchvision(
     root = Path(data_dir).expanduser()
     try:
         train, test = _open_splits(spec, root, download=False)
-    except Exception as missing:  # torchvision raises RuntimeError, OSError, ValueError... on absent/corrupt files
+    except Exception as missing:  # noqa: BLE001 - absent/corrupt files raise RuntimeError, OSError, ValueError...
         if not download:
             raise DatasetUnavailableError(
                 f"dataset '{name}' not found in {root} (expected {spec.expected_files}) and download is disabled: "
@@ -125,7 +125,7 @@ def load_torchvision(
             ) from None
         try:
             train, test = _open_splits(spec, root, download=True)
-        except Exception as failure:  # offline downloads surface as URLError, RuntimeError, OSError...
+        except Exception as failure:  # noqa: BLE001 - offline downloads surface as URLError, RuntimeError, OSError...
             raise DatasetUnavailableError(
                 f"dataset '{name}' not found in {root} (expected {spec.expected_files}) and download failed: "
                 f"{_short_reason(failure)}; place the files there or run with internet access"

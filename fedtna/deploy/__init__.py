@@ -7,7 +7,10 @@ from fedtna.deploy.errors import DeploymentError
 from fedtna.deploy.local import COMPLETED, DeployResult, LocalDeployment, deploy_local
 from fedtna.deploy.processes import free_ports
 from fedtna.deploy.run_config import (
-    compose_run_config, default_output_dir, read_run_config_toml, write_run_config_toml,
+    compose_run_config,
+    default_output_dir,
+    read_run_config_toml,
+    write_run_config_toml,
 )
 
 __all__ = [

@@ -36,8 +36,8 @@ def superlink_argv(fleet: str, control: str, serverappio: str, certs_dir: str | 
                  "--ssl-keyfile", str(certs / "server.key")]
     if auth:
         argv.append("--enable-supernode-auth")
-    return argv + ["--fleet-api-address", fleet, "--control-api-address", control,
-                   "--serverappio-api-address", serverappio, "--disable-runtime-dependency-installation"]
+    return [*argv, "--fleet-api-address", fleet, "--control-api-address", control,
+            "--serverappio-api-address", serverappio, "--disable-runtime-dependency-installation"]
 
 
 def supernode_argv(superlink_fleet: str, clientappio: str, partition_id: int, num_partitions: int,
@@ -52,8 +52,8 @@ def supernode_argv(superlink_fleet: str, clientappio: str, partition_id: int, nu
     argv += ["--insecure"] if certs_dir is None else ["--root-certificates", str(Path(certs_dir) / "ca.crt")]
     if private_key is not None:
         argv += ["--auth-supernode-private-key", str(private_key)]
-    return argv + ["--superlink", superlink_fleet, "--clientappio-api-address", clientappio,
-                   "--node-config", f"partition-id={partition_id} num-partitions={num_partitions}"]
+    return [*argv, "--superlink", superlink_fleet, "--clientappio-api-address", clientappio,
+            "--node-config", f"partition-id={partition_id} num-partitions={num_partitions}"]
 
 
 def commands_for(run_config_toml: str | Path, num_supernodes: int, superlink_host: str = "<superlink-host>",
@@ -66,7 +66,7 @@ def commands_for(run_config_toml: str | Path, num_supernodes: int, superlink_hos
     before its SuperNode starts, and each SuperNode gets its private key.
     """
     auth = node_keys is not None
-    if auth and len(node_keys) != num_supernodes:
+    if node_keys is not None and len(node_keys) != num_supernodes:
         raise DeploymentError(f"{len(node_keys)} SuperNode keys for {num_supernodes} SuperNodes")
     env = " ".join(f"{key}={value}" for key, value in FLOWER_ENV.items())
     superlink = superlink_argv(f"0.0.0.0:{FLEET_PORT}", f"0.0.0.0:{CONTROL_PORT}",
@@ -76,12 +76,12 @@ def commands_for(run_config_toml: str | Path, num_supernodes: int, superlink_hos
     tls = "insecure = true" if certs_dir is None else "root-certificates = \"<abs path of ca.crt>\""
     connection = (f"($FLWR_HOME/config.toml: [superlink.{REMOTE_CONNECTION}] "
                   f"address = \"{superlink_host}:{CONTROL_PORT}\", {tls})")
-    if auth:
+    if node_keys is not None:
         lines.append(f"# submitting machine {connection}, once, before the SuperNodes start:\n"
                      + "\n".join(key_commands(node_keys, REMOTE_CONNECTION)))
     for partition_id in range(num_supernodes):
         key, comment = None, "# client machine, one SuperNode per GPU"
-        if auth:
+        if node_keys is not None:
             node_key = node_keys[partition_id]
             key = f"keys/{node_key.name}"
             comment += f" (copy {node_key.private_key} there as {key}, mode 600)"

@@ -29,8 +29,15 @@ from fedtna.deploy.commands import AUTH_NEEDS_TLS, superlink_argv, supernode_arg
 from fedtna.deploy.control import ControlClient
 from fedtna.deploy.errors import DeploymentError
 from fedtna.deploy.flwr_cli import (
-    flower_env, flower_executable, list_supernodes, register_supernode, run_log_tail, run_status, stop_run,
-    submit_run, write_connection_config,
+    flower_env,
+    flower_executable,
+    list_supernodes,
+    register_supernode,
+    run_log_tail,
+    run_status,
+    stop_run,
+    submit_run,
+    write_connection_config,
 )
 from fedtna.deploy.processes import LOOPBACK, Daemon, free_ports, start_daemon, stop_all, wait_until_listening
 from fedtna.deploy.run_config import plain_run_config, write_run_config_toml

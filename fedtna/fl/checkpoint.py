@@ -35,7 +35,8 @@ class Checkpoint:
 
 def capture_server_state(strategy: object) -> dict[str, Any]:
     """The server optimizer's round-to-round state (empty for plain averaging)."""
-    return {name: getattr(strategy, name) for name in SERVER_STATE_ATTRIBUTES if getattr(strategy, name, None) is not None}
+    return {name: getattr(strategy, name) for name in SERVER_STATE_ATTRIBUTES
+            if getattr(strategy, name, None) is not None}
 
 
 def restore_server_state(strategy: object, state: dict[str, Any]) -> None:

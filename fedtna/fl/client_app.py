@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, MetricRecordValues, RecordDict
 from flwr.clientapp import ClientApp
 from torch import nn
 
@@ -24,6 +24,7 @@ from fedtna.config.entry import compose_overrides_config
 from fedtna.device import resolve_device
 from fedtna.fl.faults import Fault, InjectedCrash, fault_for
 from fedtna.fl.local_data import client_data, dataset_bundle
+from fedtna.fl.records import array_record, scalars
 from fedtna.fl.round_plan import RoundPlan
 from fedtna.fl.schedules import LocalWork, get_schedule
 from fedtna.masks import derive_seed, fixed_fraction, masks_checksum
@@ -63,7 +64,7 @@ def partition_id_of(context: Context, message: Message | None = None) -> int:
     simulated node holds nothing, so the server may give it any partition.
     """
     if message is not None and message.has_content() and PARTITION_ID_KEY in message.content.get("config", {}):
-        return int(message.content["config"][PARTITION_ID_KEY])
+        return int(scalars(message.content, "config")[PARTITION_ID_KEY])
     return int(context.node_config[PARTITION_ID_KEY])
 
 
@@ -79,7 +80,7 @@ def client_model(config: RunConfig) -> nn.Module:
 
 
 def _load_global(model: nn.Module, message: Message) -> None:
-    model.load_state_dict(message.content["arrays"].to_torch_state_dict(), strict=True)
+    model.load_state_dict(array_record(message.content, "arrays").to_torch_state_dict(), strict=True)
 
 
 def train_on_partition(config: RunConfig, partition_id: int, message: Message) -> RecordDict:
@@ -99,8 +100,8 @@ def train_on_partition(config: RunConfig, partition_id: int, message: Message) -
     stats = local_train(model, inputs, labels, phases, optimizer_settings=replace(settings, lr=decayed_lr),
                         batch_size=config.batch_size, generator=generator, proximal_mu=plan.proximal_mu,
                         batch_transform=batch_transform(config.augmentation))
-    metrics: dict[str, float | int] = {"num-examples": len(labels), "train_loss": stats.mean_loss,
-                                       "partition_id": partition_id}
+    metrics: dict[str, MetricRecordValues] = {"num-examples": len(labels), "train_loss": stats.mean_loss,
+                                              "partition_id": partition_id}
     masks = next((phase.fixed_masks for phase in phases if phase.fixed_masks is not None), None)
     if masks is not None:
         metrics["fixed_fraction"] = fixed_fraction(masks, model)
@@ -119,8 +120,8 @@ def evaluate_on_partition(config: RunConfig, partition_id: int, message: Message
     _load_global(model, message)
     inputs, labels = client_data(config, partition_id)
     loss, accuracy = evaluate(model, inputs, labels, config.eval_batch_size)
-    metrics = {"num-examples": len(labels), "client_loss": loss, "client_accuracy": accuracy,
-               "partition_id": partition_id}
+    metrics: dict[str, MetricRecordValues] = {"num-examples": len(labels), "client_loss": loss,
+                                              "client_accuracy": accuracy, "partition_id": partition_id}
     return RecordDict({"metrics": MetricRecord(metrics)})
 
 

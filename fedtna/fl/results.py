@@ -17,7 +17,6 @@ from fedtna.config import RunConfig, to_plain
 from fedtna.config.schema import WandbSettings
 
 
-
 class WandbLogger:
     """Thin wrapper so that ``wandb.mode=disabled`` never imports or touches wandb."""
 
@@ -28,7 +27,7 @@ class WandbLogger:
         import wandb
 
         self.run = wandb.init(
-            mode=settings.mode,
+            mode=settings.mode,  # type: ignore[arg-type]  # a str of WANDB_MODES (fedtna.config.checks)
             project=settings.project or "fedtna",
             entity=settings.entity,
             config=dict(plain_config),

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from flwr.app import ConfigRecord
+from flwr.app import ConfigRecord, ConfigRecordValues
 
 from fedtna.masks import FixedMasks, MaskSpec, draw_fixed_masks
 
@@ -41,7 +42,7 @@ class RoundPlan:
 
     def to_record(self) -> ConfigRecord:
         """The ConfigRecord of the train message."""
-        record: dict[str, ConfigValue | list[str]] = {
+        record: dict[str, ConfigRecordValues] = {
             "server-round": self.server_round,
             "round-seed": self.round_seed,
             "schedule": self.schedule,
@@ -58,7 +59,7 @@ class RoundPlan:
         return ConfigRecord(record)
 
     @classmethod
-    def from_record(cls, record: Mapping[str, object]) -> RoundPlan:
+    def from_record(cls, record: Mapping[str, Any]) -> RoundPlan:
         """Inverse of :meth:`to_record`."""
         mask = None
         if "mask-seed" in record:

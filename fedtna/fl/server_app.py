@@ -18,12 +18,18 @@ from flwr.superlink.grid.inmemory_grid import InMemoryGrid
 
 from fedtna.config import RunConfig
 from fedtna.device import resolve_device
-from fedtna.errors import FedtnaError
+from fedtna.errors import FedtnaError, RunFailedError
+from fedtna.fl.checkpoint import (
+    Checkpoint,
+    capture_server_state,
+    load_checkpoint,
+    restore_server_state,
+    save_checkpoint,
+)
 from fedtna.fl.client_app import PARTITION_ID_KEY, RUN_CONFIG_KEY, run_config_from_flower
 from fedtna.fl.experiment import initial_model, prepare, write_config
 from fedtna.fl.local_data import dataset_bundle
-from fedtna.errors import RunFailedError
-from fedtna.fl.checkpoint import Checkpoint, capture_server_state, load_checkpoint, restore_server_state, save_checkpoint
+from fedtna.fl.records import scalars
 from fedtna.fl.results import RunRecorder
 from fedtna.fl.rounds import run_rounds
 from fedtna.fl.strategies import build_strategy
@@ -48,7 +54,7 @@ def discover_partitions(grid: Grid, num_clients: int, timeout: float = NODE_WAIT
     for reply in grid.send_and_receive(queries, timeout=timeout):
         if reply.has_error():
             raise FedtnaError(f"node {reply.metadata.src_node_id} failed the partition query: {reply.error.reason}")
-        partition = int(reply.content["metrics"][PARTITION_ID_KEY])
+        partition = int(scalars(reply.content, "metrics")[PARTITION_ID_KEY])
         if partition in node_of_partition:
             raise FedtnaError(f"two nodes claim partition-id={partition}; give every SuperNode its own")
         node_of_partition[partition] = reply.metadata.src_node_id

@@ -34,7 +34,7 @@ class UpdateGeometry:
 
 
 def update_geometry(sent: Mapping[str, np.ndarray], clients: Sequence[Mapping[str, np.ndarray]],
-                    weights: Sequence[float], new_global: Mapping[str, np.ndarray]) -> UpdateGeometry:
+                    weights: Sequence[float] | np.ndarray, new_global: Mapping[str, np.ndarray]) -> UpdateGeometry:
     """The drift metrics of one round; ``weights`` need not be normalised."""
     p = np.asarray(weights, dtype=np.float64)
     p = p / p.sum()

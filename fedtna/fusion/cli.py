@@ -51,7 +51,7 @@ def measure_mode(states: list[dict[str, torch.Tensor]], measure: Callable[[dict[
     from fedtna.fusion.interpolation import curve_barrier, fuse, interpolation_curve
 
     endpoints = [measure(state) for state in states]
-    pairs = []
+    pairs: list[dict[str, Any]] = []
     for first, second in itertools.combinations(range(len(states)), 2):
         curve = interpolation_curve(measure, states[first], states[second], num_points, on_point=advance)
         barrier = curve_barrier(curve)
@@ -70,7 +70,8 @@ def measure_mode(states: list[dict[str, torch.Tensor]], measure: Callable[[dict[
         "loss_barrier_mean": _mean([pair["loss_barrier"] for pair in pairs]),
     }
     return {
-        "endpoints": [{"model": k, "accuracy": point.accuracy, "loss": point.loss} for k, point in enumerate(endpoints)],
+        "endpoints": [{"model": k, "accuracy": point.accuracy, "loss": point.loss}
+                      for k, point in enumerate(endpoints)],
         "pairs": pairs,
         "summary": summary,
         "fusion": asdict(fusion),
@@ -97,8 +98,15 @@ def run_lmc(config: LmcConfig) -> dict[str, Any]:
     from fedtna.fusion.interpolation import ModelMeter
     from fedtna.fusion.plot import plot_curves, print_table
     from fedtna.fusion.soups import best_single, greedy_soup, uniform_soup
-    from fedtna.fusion.training import MATCHED_MODES, MODE_TRAINING, data_parts, holdout_split, resolve_modes, \
-        total_steps, train_models
+    from fedtna.fusion.training import (
+        MATCHED_MODES,
+        MODE_TRAINING,
+        data_parts,
+        holdout_split,
+        resolve_modes,
+        total_steps,
+        train_models,
+    )
     from fedtna.fusion.weight_matching import align_to_first, supports
     from fedtna.masks import derive_seed, validate_scope
     from fedtna.models import build_model

@@ -75,7 +75,7 @@ def reset_batch_norm_statistics(model: nn.Module, inputs: torch.Tensor, batch_si
         for start in range(0, len(inputs), batch_size):
             model(inputs[start : start + batch_size].to(device))
     finally:
-        for layer, momentum in zip(layers, saved_momenta):
+        for layer, momentum in zip(layers, saved_momenta, strict=True):
             layer.momentum = momentum
         model.train(was_training)
 
@@ -180,18 +180,21 @@ def accuracy_barrier(alphas: Sequence[float], accuracies: Sequence[float]) -> tu
     if not _all_finite(accuracies):
         return math.nan, math.nan, math.nan
     line = _endpoint_line(alphas, accuracies)
-    gaps = [expected - measured for expected, measured in zip(line, accuracies)]
+    gaps = [expected - measured for expected, measured in zip(line, accuracies, strict=True)]
     peak = max(range(len(gaps)), key=gaps.__getitem__)
     relative = gaps[peak] / line[peak] if line[peak] > 0 else 0.0
     return gaps[peak], relative, alphas[peak]
 
 
 def loss_barrier(alphas: Sequence[float], losses: Sequence[float]) -> tuple[float, float]:
-    """max_alpha [Loss(theta_a) - ((1-a)Loss(A) + a Loss(B))] and the alpha where it peaks (NaN if a loss is not finite)."""
+    """max_alpha [Loss(theta_a) - ((1-a)Loss(A) + a Loss(B))] and the alpha where it peaks.
+
+    NaN if a loss is not finite.
+    """
     if not _all_finite(losses):
         return math.nan, math.nan
     line = _endpoint_line(alphas, losses)
-    excess = [measured - expected for expected, measured in zip(line, losses)]
+    excess = [measured - expected for expected, measured in zip(line, losses, strict=True)]
     peak = max(range(len(excess)), key=excess.__getitem__)
     return excess[peak], alphas[peak]
 

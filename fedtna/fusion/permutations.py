@@ -103,4 +103,5 @@ def identity_permutations(spec: PermutationSpec) -> Permutations:
 
 def stack_segments(parts: Sequence[Segments], offset: int) -> Segments:
     """Segments of a previous axis layout shifted by ``offset`` positions."""
-    return tuple((name, tuple(position + offset for position in positions)) for part in parts for name, positions in part)
+    return tuple((name, tuple(position + offset for position in positions))
+                 for part in parts for name, positions in part)

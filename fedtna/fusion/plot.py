@@ -24,7 +24,7 @@ def _number(value: float | None) -> float:
 def mean_curve(pairs: list[Mapping[str, Any]], key: str) -> list[float]:
     """Pointwise mean of one quantity over all pairs of a mode (NaN where a model diverged)."""
     curves = [[_number(value) for value in pair[key]] for pair in pairs]
-    return [sum(values) / len(values) for values in zip(*curves)]
+    return [sum(values) / len(values) for values in zip(*curves, strict=True)]
 
 
 def _percent(value: float | None, digits: int = 2) -> str:

@@ -10,6 +10,7 @@ ties each stage's carried-over channels to the previous stage's order (see
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -110,7 +111,7 @@ def resnet_spec(model: ResNet20) -> PermutationSpec:
             if isinstance(block.shortcut, ZeroPadShortcut):  # the stream widens: carried channels + padding
                 front, carried, out = block.shortcut.pad_front, width, block.conv2.out_channels
                 padded = tuple(range(front)) + tuple(range(front + carried, out))
-                stream = stack_segments([stream], front) + ((f"P_pad{stage}", padded),)
+                stream = (*stack_segments([stream], front), (f"P_pad{stage}", padded))
                 width = out
             prefix, inner = f"layer{stage}.{block_index}", f"P_layer{stage}.{block_index}"
             builder.layer(f"{prefix}.conv1", block.conv1, inner, block_in)
@@ -121,7 +122,8 @@ def resnet_spec(model: ResNet20) -> PermutationSpec:
     return builder.spec()
 
 
-SPEC_BUILDERS: dict[type, Callable[[nn.Module], PermutationSpec]] = {  # type: ignore[dict-item]
+# each builder takes an instance of its key class, which a dict's type cannot say: hence Any
+SPEC_BUILDERS: dict[type[nn.Module], Callable[[Any], PermutationSpec]] = {
     MLP: mlp_spec, CNN: cnn_spec, VGG: vgg_spec, ResNet20: resnet_spec}
 
 

@@ -58,7 +58,7 @@ def resolve_modes(config: LmcConfig, matching_supported: bool) -> tuple[str, ...
 
 def holdout_split(config: LmcConfig, count: int) -> tuple[np.ndarray, np.ndarray]:
     """(trainable, held-out) training indices: a seeded ``holdout`` fraction is never trained on."""
-    held = int(round(config.holdout * count))
+    held = round(config.holdout * count)
     order = np.random.default_rng(derive_seed(config.seed, "lmc", "holdout") % (2**32)).permutation(count)
     return np.sort(order[held:]), np.sort(order[:held])
 
@@ -104,7 +104,8 @@ def checkpoint_state(path: str, template: nn.Module) -> StateDict:
     for name, tensor in expected.items():
         if state[name].shape != tensor.shape or state[name].dtype != tensor.dtype:
             raise ConfigError(f"init_checkpoint={path!r} does not fit this model: {name} is "
-                              f"{state[name].dtype}{list(state[name].shape)}, expected {tensor.dtype}{list(tensor.shape)}")
+                              f"{state[name].dtype}{list(state[name].shape)}, "
+                              f"expected {tensor.dtype}{list(tensor.shape)}")
     return {name: tensor.clone() for name, tensor in state.items()}
 
 

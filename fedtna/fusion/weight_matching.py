@@ -16,8 +16,14 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from fedtna.fusion.permutations import (PermutationSpec, Permutations, StateDict, apply_permutations,
-                                        identity_permutations, permuted_view)
+from fedtna.fusion.permutations import (
+    Permutations,
+    PermutationSpec,
+    StateDict,
+    apply_permutations,
+    identity_permutations,
+    permuted_view,
+)
 from fedtna.fusion.specs import permutation_spec, supported_names, supports
 
 __all__ = ["align_to_first", "apply_permutations", "permutation_spec", "supported_names", "supports",

@@ -62,6 +62,10 @@ class ResNet20(nn.Module):
     Global average pooling makes it work for any image size of at least 1x1.
     """
 
+    layer1: nn.Sequential  # the stages, registered with add_module
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+
     def __init__(
         self,
         input_shape: tuple[int, int, int],

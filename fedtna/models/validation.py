@@ -18,7 +18,7 @@ def checked_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
         raise ModelConfigError(
             f"input_shape must be three positive sizes (channels, height, width), got {tuple(input_shape)}"
         )
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def checked_positive(name: str, value: int) -> int:

@@ -39,34 +39,34 @@ def _remove_old_plots(out: Path) -> None:
 def build_report(directories: Sequence[Path | str], out: Path | str | None = None, baseline: str | None = None,
                  plots: bool = True, method_keys: Sequence[str] = ()) -> Report:
     """The whole report; ``out`` defaults to the first folder. Raises ReportError for what cannot be reported."""
-    directories = [Path(directory) for directory in directories]
-    if not directories:
+    folders = [Path(directory) for directory in directories]
+    if not folders:
         raise ReportError("no folder given")
-    found = find_runs(directories)
+    found = find_runs(folders)
     if not found.fl and not found.lmc:
         raise ReportError("no runs (config.json + metrics.jsonl, or lmc.json) under "
-                          + ", ".join(str(directory) for directory in directories))
+                          + ", ".join(str(directory) for directory in folders))
     try:
         fl = analyse_fl(found.fl, baseline, method_keys) if found.fl else None
     except ValueError as error:  # a malformed --baseline
         raise ReportError(str(error)) from None
     fusion = analyse_fusion(found.lmc) if found.lmc else None
-    out = Path(out) if out is not None else directories[0]
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_old_plots(out)
+    out_dir = Path(out) if out is not None else folders[0]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_old_plots(out_dir)
     drawn: dict[str, list[Path]] = {}
     if plots and fl is not None and fl.groups:
         from fedtna.report.curves import plot_curves
 
-        drawn["curves"] = plot_curves(fl, out)
+        drawn["curves"] = plot_curves(fl, out_dir)
         from fedtna.report.ratio_sweep import plot_ratio_sweeps
 
-        drawn["ratio_sweep"] = plot_ratio_sweeps(fl, out)
+        drawn["ratio_sweep"] = plot_ratio_sweeps(fl, out_dir)
     if plots and fusion is not None:
         from fedtna.report.fusion_plot import plot_fusion
 
-        drawn["fusion"] = plot_fusion(fusion, out)
+        drawn["fusion"] = plot_fusion(fusion, out_dir)
     from fedtna.report.output import write_outputs
 
-    files = write_outputs(found, directories, fl, fusion, drawn, out)
-    return Report(out, found, fl, fusion, files, [path for paths in drawn.values() for path in paths])
+    files = write_outputs(found, folders, fl, fusion, drawn, out_dir)
+    return Report(out_dir, found, fl, fusion, files, [path for paths in drawn.values() for path in paths])

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fedtna.report.fl import FlAnalysis, Group
+from fedtna.report.plotting import Colour, colours, legend, mean_band, new_figure, save, slug
 from fedtna.report.settings import FL_CONTEXT, context
-from fedtna.report.plotting import colours, legend, mean_band, new_figure, save, slug
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def _series(group: Group, key: str) -> tuple[list[int], list[list[float]]]:
@@ -19,7 +23,7 @@ def _series(group: Group, key: str) -> tuple[list[int], list[list[float]]]:
     rounds = [row["round"] for row in group.runs[0].rows if key in row]
     curves = []
     for run in group.runs:
-        values = {row["round"]: row.get(key) for row in run.rows if key in row}
+        values: dict[int, Any] = {row["round"]: row.get(key) for row in run.rows if key in row}
         curves.append([math.nan if values.get(r) is None else float(values[r]) for r in rounds])
     return rounds, curves
 
@@ -35,7 +39,7 @@ CURVE_METRICS = (
 )
 
 
-def _draw(axes, group: Group, key: str, scale: float, colour, name: str) -> None:  # noqa: ANN001
+def _draw(axes: Axes, group: Group, key: str, scale: float, colour: Colour, name: str) -> None:
     rounds, curves = _series(group, key)
     if not rounds:
         return
@@ -56,7 +60,7 @@ def plot_panel(groups: list[Group], title: str, palette: dict, path: Path) -> Pa
     figure = new_figure(11.5, 4.2 * rows + 0.4)
     grid = figure.subplots(rows, 2, squeeze=False)
     all_axes = [axes for row in grid for axes in row]
-    for axes, (key, scale, ylabel, subtitle) in zip(all_axes, recorded):
+    for axes, (key, scale, ylabel, subtitle) in zip(all_axes, recorded, strict=False):  # spare axes are hidden
         for group in groups:
             name = group.method or group.label
             _draw(axes, group, key, scale, palette[name], name)

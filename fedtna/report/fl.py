@@ -89,12 +89,26 @@ def uses_masks(runs: Sequence[FlRun]) -> bool:
     return any("fixed_fraction" in row for run in runs for row in run.rows)
 
 
+def grouped_numbers(run: FlRun) -> tuple[float, float, float]:
+    """(final, best, last-5 mean) test accuracy of a grouped run: only complete runs are grouped, and a
+    complete run's final accuracy is finite (``fedtna.report.runs``), so all three exist."""
+    final, best, last5 = run.numbers.final, run.numbers.best, run.numbers.last5
+    assert final is not None and best is not None and last5 is not None, f"{run.path} is not complete"
+    return final, best, last5
+
+
+def _over_seeds(values: Sequence[float]) -> MeanStd:
+    stats = mean_std(values)
+    assert stats is not None, "a group has at least one run"
+    return stats
+
+
 def _make_group(runs: Sequence[FlRun], keys: Sequence[str], named: Sequence[str], baseline: Selector | None,
                 extra: Sequence[str] = ()) -> Group:
     config = runs[0].config
     if not uses_masks(runs):  # no masks: their keys mean nothing
         named = [key for key in named if not _is_mask_key(key)]
-    numbers = [run.numbers for run in runs]
+    numbers = [grouped_numbers(run) for run in runs]
     walls = [run.wall_seconds for run in runs if run.wall_seconds is not None]
     return Group(
         settings={key: config.get(key, MISSING) for key in keys},
@@ -102,8 +116,8 @@ def _make_group(runs: Sequence[FlRun], keys: Sequence[str], named: Sequence[str]
         panel=label(config, [key for key in named if not is_method_key(key, extra)]),
         method=label(config, [key for key in named if is_method_key(key, extra)]),
         runs=tuple(runs), is_baseline=baseline is not None and baseline.selects(config),
-        final=mean_std([n.final for n in numbers]), best=mean_std([n.best for n in numbers]),
-        last5=mean_std([n.last5 for n in numbers]), rounds=numbers[0].rounds, wall=mean_std(walls))
+        final=_over_seeds([n[0] for n in numbers]), best=_over_seeds([n[1] for n in numbers]),
+        last5=_over_seeds([n[2] for n in numbers]), rounds=runs[0].numbers.rounds, wall=mean_std(walls))
 
 
 def _check_horizon(runs: Sequence[FlRun], named: Sequence[str]) -> None:
@@ -135,7 +149,7 @@ def _comparison(group: Group, candidates: Sequence[Group], baseline: Selector, e
     if len(chosen) > 1:
         return Comparison(group, None, None, "several baseline groups fit: " + "; ".join(c.label for c in chosen))
     base = chosen[0]
-    pairs = {run.seed: (run.numbers.last5, other.numbers.last5)
+    pairs = {run.seed: (grouped_numbers(run)[2], grouped_numbers(other)[2])
              for run in group.runs for other in base.runs if other.seed == run.seed}
     result = paired_difference(pairs)
     return Comparison(group, base, result, "" if result else "no seed in common with the baseline")
@@ -154,8 +168,9 @@ def analyse_fl(runs: Sequence[FlRun], baseline_text: str | None = None, method_k
     for members in by_setting.values():
         _check_horizon(members, named)
 
-    selector = Selector.parse(baseline_text or DEFAULT_BASELINE)
-    if not any(selector.selects(config) for config in configs):
+    parsed = Selector.parse(baseline_text or DEFAULT_BASELINE)
+    selector: Selector | None = parsed
+    if not any(parsed.selects(config) for config in configs):
         if baseline_text is not None:
             raise ReportError(f"--baseline {baseline_text}: no run has these settings")
         selector = None

@@ -65,7 +65,7 @@ def _describe(config: dict[str, Any]) -> str:
 
 
 def _merged(runs: Sequence[LmcRun]) -> LmcRun:
-    modes = {}
+    modes: dict[str, Any] = {}
     for run in runs:
         for mode, result in run.modes.items():
             modes.setdefault(mode, result)
@@ -86,7 +86,7 @@ def analyse_fusion(runs: Sequence[LmcRun]) -> FusionAnalysis:
     for key, seeds in by_seed.items():
         merged = tuple(_merged(repeats) for _, repeats in sorted(seeds.items(), key=lambda item: str(item[0])))
         config = merged[0].config
-        settings.append(FusionSetting(dict(zip(keys, key)), label(config, named) or _describe(config),
+        settings.append(FusionSetting(dict(zip(keys, key, strict=True)), label(config, named) or _describe(config),
                                       label(config, sweep_named) or _describe(config).rsplit(" ρ", 1)[0],
                                       merged))
     settings.sort(key=lambda s: (s.sweep_label, float(s.ratio) if is_number(s.ratio) else 0.0))

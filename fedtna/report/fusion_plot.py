@@ -7,14 +7,14 @@ from pathlib import Path
 
 from fedtna.fusion.plot import MODE_LABELS
 from fedtna.report.fusion import FusionAnalysis, FusionSetting, mode_name
-from fedtna.report.settings import LMC_CONTEXT, context
 from fedtna.report.plotting import colours, legend, mean_band, new_figure, save, slug
+from fedtna.report.settings import LMC_CONTEXT, context
 
 
 def _seed_curve(pairs: list[dict], key: str) -> list[float]:
     """One run's curve: the mean over its model pairs (NaN where a model diverged)."""
     curves = [[math.nan if value is None else float(value) for value in pair[key]] for pair in pairs]
-    return [sum(values) / len(values) for values in zip(*curves)]
+    return [sum(values) / len(values) for values in zip(*curves, strict=True)]
 
 
 def plot_setting(setting: FusionSetting, palette: dict, shared: str, path: Path) -> Path:

@@ -81,18 +81,19 @@ def _link(path: Path, out: Path) -> str:
 def markdown(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | None, fusion: FusionAnalysis | None,
              plots: dict[str, list[Path]], out: Path) -> str:
     complete = sum(run.problem is None for run in found.fl)
-    counts = ([f"{len(found.fl)} federated run{'s' * (len(found.fl) != 1)} ({complete} complete)"] if found.fl else []) \
+    counts = ([f"{len(found.fl)} federated run{'s' * (len(found.fl) != 1)} ({complete} complete)"]
+              if found.fl else []) \
         + ([f"{len(found.lmc)} fusion run{'s' * (len(found.lmc) != 1)} (lmc.json)"] if found.lmc else [])
     lines = ["# fedtna report", "", f"Read from {', '.join(f'`{d}`' for d in directories)}: "
              f"{', '.join(counts)}. Accuracies in %.", ""]
     if fl is not None:
         config = fl.groups[0].runs[0].config if fl.groups else None
         lines += ["## Federated runs", "", settings_sentence(fl.keys, fl.named, config, FL_CONTEXT, fl.varying), ""]
-        curves = dict(zip(fl.panels, plots.get("curves", [])))
+        curves = dict(zip(fl.panels, plots.get("curves", []), strict=False))  # no plots: no entries
         drift = drift_tables(fl)
         sweeps = ratio_tables(fl)
-        sweep_plots = dict(zip(sweep_panels(fl), plots.get("ratio_sweep", [])))
-        for table, panel in zip(group_tables(fl), fl.panels):
+        sweep_plots = dict(zip(sweep_panels(fl), plots.get("ratio_sweep", []), strict=False))
+        for table, panel in zip(group_tables(fl), fl.panels, strict=True):
             lines += [f"### {panel or 'All runs'}", "", table.markdown(), ""]
             notes = [f"{c.group.method or c.group.label}: {c.note}" for c in fl.comparisons
                      if c.note and c.group.panel == panel]

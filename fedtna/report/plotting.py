@@ -6,11 +6,18 @@ import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-def new_figure(width: float, height: float):  # noqa: ANN201 (matplotlib.figure.Figure, imported lazily)
+Colour = tuple[float, float, float, float]  # RGBA, as matplotlib's colormaps give it
+
+
+def new_figure(width: float, height: float) -> Figure:
     """A Figure drawn by the Agg canvas: nothing registered with pyplot, safe in any thread or process."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -20,7 +27,7 @@ def new_figure(width: float, height: float):  # noqa: ANN201 (matplotlib.figure.
     return figure
 
 
-def colours(names: Sequence[str]) -> dict[str, str]:
+def colours(names: Sequence[str]) -> dict[str, Colour]:
     """One colour per name, stable across panels (tab10, then tab20)."""
     from matplotlib import colormaps
 
@@ -48,7 +55,7 @@ def mean_band(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray
     return mean, (std if len(values) > 1 else None)
 
 
-def legend(figure, axes) -> None:  # noqa: ANN001
+def legend(figure: Figure, axes: Axes) -> None:
     """One legend for the figure, below the plots, so it never hides a line."""
     handles, labels = axes.get_legend_handles_labels()
     if handles:
@@ -57,6 +64,6 @@ def legend(figure, axes) -> None:  # noqa: ANN001
         figure.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=9, frameon=False)
 
 
-def save(figure, path: Path) -> Path:  # noqa: ANN001
+def save(figure: Figure, path: Path) -> Path:
     figure.savefig(path, dpi=130)
     return path

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedtna.report.fl import FlAnalysis, Group, uses_masks
+from fedtna.report.fl import FlAnalysis, Group, grouped_numbers, uses_masks
 from fedtna.report.settings import FL_CONTEXT, context, label
 from fedtna.report.stats import is_number
 from fedtna.report.table import TextTable
@@ -104,11 +104,12 @@ def plot_ratio_sweeps(analysis: FlAnalysis, out: Path) -> list[Path]:
             stds = [100 * group.last5.std for group in item.points]
             accuracy_axes.errorbar(item.ratios, means, yerr=stds, color=colour, marker="o", capsize=3,
                                    linewidth=1.8, label=f"{item.name} (mean ± 1 std)")
-            for ratio, group in zip(item.ratios, item.points):
-                values = [100 * run.numbers.last5 for run in group.runs]
+            for ratio, group in zip(item.ratios, item.points, strict=True):
+                values = [100 * grouped_numbers(run)[2] for run in group.runs]
                 accuracy_axes.scatter([ratio] * len(values), values, color=colour, s=9, alpha=0.45, linewidths=0)
-            compared = [(ratio, analysis.comparison_of(group)) for ratio, group in zip(item.ratios, item.points)]
-            compared = [(ratio, c.result) for ratio, c in compared if c is not None and c.result is not None]
+            comparisons = [(ratio, analysis.comparison_of(group))
+                           for ratio, group in zip(item.ratios, item.points, strict=True)]
+            compared = [(ratio, c.result) for ratio, c in comparisons if c is not None and c.result is not None]
             if compared:
                 xs = [ratio for ratio, _ in compared]
                 ys = [100 * result.mean for _, result in compared]

@@ -6,6 +6,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ def mean_std(values: Sequence[float]) -> MeanStd | None:
     return MeanStd(statistics.fmean(values), std, len(values))
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[float]:
     """A finite int or float (not bool): what may enter an average."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,7 @@ class TextTable:
         lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in self.rows]
         return "\n".join(lines)
 
-    def rich(self):  # noqa: ANN201 (rich.table.Table)
+    def rich(self) -> Table:
         from rich.table import Table
 
         table = Table(title=self.title, title_style="bold", caption=self.note or None)

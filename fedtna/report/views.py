@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fedtna.report.fl import FlAnalysis, Group
-from fedtna.report.settings import FL_CONTEXT, context, display_key
+from fedtna.report.settings import context, display_key
 from fedtna.report.table import TextTable
 
 METHOD_TEXT = (

@@ -7,7 +7,7 @@ import os
 import socket
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 from fedtna.config import RunConfig
 from fedtna.errors import ConfigError, FedtnaError
@@ -46,11 +46,12 @@ def _hydra_setting(path: str) -> Any:
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
-        from omegaconf import OmegaConf
+        from omegaconf import DictConfig, OmegaConf
 
         if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
             return None
-        return OmegaConf.select(HydraConfig.get(), path, default=None)
+        hydra = cast(DictConfig, HydraConfig.get())  # typed as the HydraConf dataclass, a DictConfig at run time
+        return OmegaConf.select(hydra, path, default=None)
     except Exception:  # noqa: BLE001 - no Hydra job: one job on the machine
         return None
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fedtna.config.schema import RunConfig
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 
+from fedtna.config.schema import RunConfig
 from fedtna.config.targets import StrategySpec
 from fedtna.errors import ConfigError
 from fedtna.fl.strategies.base import SeededStrategy

@@ -41,7 +41,7 @@ class AnnealedFedPFN(FedPFN):
             raise out_of_range("strategy.anneal", anneal, f"one of {list(ANNEAL_SHAPES)}")
         if not 0.0 <= final_ratio < 1.0:
             raise out_of_range("strategy.final_ratio", final_ratio, "[0, 1)")
-        super().__init__(**options)  # type: ignore[arg-type]
+        super().__init__(**options)  # type: ignore[arg-type]  # pass-through kwargs
         self.num_rounds = num_rounds
         self.anneal = anneal
         self.final_ratio = float(final_ratio)

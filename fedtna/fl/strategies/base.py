@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from logging import WARNING
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app.typing import ConfigRecordValues
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedtna.errors import FedtnaError, RunFailedError, out_of_range
+from fedtna.fl.records import Scalar, array_record, scalars
 from fedtna.fl.round_plan import RoundPlan, plan_masks, shapes_as_parameters
 from fedtna.fl.schedules import get_schedule
 from fedtna.fl.update_geometry import update_geometry
@@ -67,7 +69,7 @@ class SeededStrategy(FedAvg):
 
     def __init__(self, *, seed: int, schedule: str | None = None, proximal_mu: float = 0.0,
                  min_clients_fraction: float = 0.0, **flower_options: object) -> None:
-        super().__init__(**flower_options)  # type: ignore[arg-type]
+        super().__init__(**flower_options)  # type: ignore[arg-type]  # Flower's FedAvg kwargs, passed through
         if proximal_mu < 0:
             raise out_of_range("strategy.proximal_mu", proximal_mu, ">= 0")
         self.seed = seed
@@ -126,7 +128,8 @@ class SeededStrategy(FedAvg):
         self.sampled_clients = len(chosen)
         return [self._message(arrays, round_config, part, MessageType.TRAIN) for part in chosen]
 
-    def _message(self, arrays: ArrayRecord, config: Mapping[str, object], partition: int, kind: str) -> Message:
+    def _message(self, arrays: ArrayRecord, config: Mapping[str, ConfigRecordValues], partition: int,
+                 kind: str) -> Message:
         """One client's message; it names the partition to use (simulated nodes may serve any)."""
         content = RecordDict({self.arrayrecord_key: arrays,
                               self.configrecord_key: ConfigRecord({**config, PARTITION_KEY: partition})})
@@ -175,26 +178,26 @@ class SeededStrategy(FedAvg):
         """The partition a reply trained on: its ``partition_id`` metric (a simulated node may serve several
         partitions), else the partition of the node it came from."""
         if reply.has_content() and "metrics" in reply.content and "partition_id" in reply.content["metrics"]:
-            return int(reply.content["metrics"]["partition_id"])
+            return int(scalars(reply.content, "metrics")["partition_id"])
         return self.partition_of_node.get(reply.metadata.src_node_id, -1)
 
     def update_problem(self, reply: Message) -> str | None:
         """Why a client's update cannot be averaged (keys, shapes, dtypes, non-finite values), or None."""
         assert self.previous_arrays is not None
-        arrays = reply.content[self.arrayrecord_key] if self.arrayrecord_key in reply.content else None
+        arrays = cast(ArrayRecord | None, reply.content.get(self.arrayrecord_key))
         if arrays is None:
             return "no arrays in the reply"
         differing = sorted(set(arrays.keys()) ^ set(self.previous_arrays.keys()))
         if differing:
             return f"its keys differ from the global model's: {differing[:3]}"
-        for key in self.previous_arrays.keys():
+        for key in self.previous_arrays:
             sent, got = self.previous_arrays[key], arrays[key]
             if tuple(got.shape) != tuple(sent.shape) or got.dtype != sent.dtype:
                 return f"{key} is {got.dtype}{list(got.shape)}, expected {sent.dtype}{list(sent.shape)}"
             values = got.numpy()
             if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
                 return f"{key} {NON_FINITE}"
-        examples = reply.content["metrics"].get(NUM_EXAMPLES, 0) if "metrics" in reply.content else 0
+        examples = scalars(reply.content, "metrics").get(NUM_EXAMPLES, 0) if "metrics" in reply.content else 0
         if not examples or examples <= 0:
             return f"{NUM_EXAMPLES}={examples!r} is not a positive count"
         return None
@@ -203,7 +206,7 @@ class SeededStrategy(FedAvg):
         if self.round_masks is None:
             return
         expected = masks_checksum(self.round_masks)
-        reported = {self.partition_of_reply(reply): int(reply.content["metrics"]["mask_checksum"])
+        reported = {self.partition_of_reply(reply): int(scalars(reply.content, "metrics")["mask_checksum"])
                     for reply in replies}
         wrong = {part: value for part, value in reported.items() if value != expected}
         if wrong:
@@ -239,32 +242,34 @@ class SeededStrategy(FedAvg):
         if not valid:
             return None, None
         self._check_checksums(server_round, valid)
-        first = valid[0].content[self.arrayrecord_key]
-        clients = [{key: reply.content[self.arrayrecord_key][key].numpy() for key in first.keys()} for reply in valid]
-        weights = np.array([float(reply.content["metrics"][NUM_EXAMPLES]) for reply in valid], dtype=np.float64)
+        first = array_record(valid[0].content, self.arrayrecord_key)
+        clients = [{key: array_record(reply.content, self.arrayrecord_key)[key].numpy() for key in first}
+                   for reply in valid]
+        weights = np.array([float(scalars(reply.content, "metrics")[NUM_EXAMPLES]) for reply in valid],
+                           dtype=np.float64)
         averaged = self._weighted_mean_arrays(clients, weights)
         assert self.previous_arrays is not None
         dtypes = {key: self.previous_arrays[key].numpy().dtype for key in averaged}
         averaged = {key: value.astype(dtypes[key]) if np.issubdtype(dtypes[key], np.floating)
                     else np.rint(value).astype(dtypes[key]) for key, value in averaged.items()}
         averaged = self.restore_anchors(averaged)
-        metrics = aggregate_client_metrics([reply.content["metrics"] for reply in valid])
+        metrics = aggregate_client_metrics([scalars(reply.content, "metrics") for reply in valid])
         metrics.update(update_geometry({key: self.previous_arrays[key].numpy() for key in averaged}, clients,
                                        weights, averaged).as_metrics())
         metrics["clients"] = len(valid)
         metrics["failed_clients"] = self.failed_clients
         metrics["rejected_clients"] = self.rejected_clients
         self.last_train_metrics = metrics
-        return as_array_record(averaged), MetricRecord(metrics)
+        return as_array_record(averaged), MetricRecord(dict(metrics))
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         """Weighted mean of the clients' evaluation metrics, in partition order."""
         valid = self._ordered_valid(replies, server_round, "evaluate")
         if not valid:
             return None
-        metrics = aggregate_client_metrics([reply.content["metrics"] for reply in valid])
+        metrics = aggregate_client_metrics([scalars(reply.content, "metrics") for reply in valid])
         self.last_evaluate_metrics = metrics
-        return MetricRecord(metrics)
+        return MetricRecord(dict(metrics))
 
 
 def as_array_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
@@ -276,12 +281,12 @@ MAX_KEYS = ("anchor_drift",)
 SKIPPED_KEYS = ("mask_checksum", "partition_id", NUM_EXAMPLES)
 
 
-def aggregate_client_metrics(records: list[MetricRecord]) -> dict[str, float]:
+def aggregate_client_metrics(records: Sequence[Mapping[str, Scalar]]) -> dict[str, float]:
     """Example-weighted means; maxima for drift; checksums and ids left out."""
     weights = [float(record[NUM_EXAMPLES]) for record in records]
     total = sum(weights)
     merged: dict[str, float] = {NUM_EXAMPLES: total}
-    for key in records[0].keys():
+    for key in records[0]:
         if key in SKIPPED_KEYS:
             continue
         values = [float(record[key]) for record in records]

@@ -18,12 +18,13 @@ from typing import Any
 
 from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp import strategy as flower_strategies
+from flwr.serverapp.strategy import FedAvg
 
 from fedtna.config.targets import resolve_target
 from fedtna.errors import ConfigError
 from fedtna.fl.strategies.base import SeededStrategy, as_array_record
 
-SERVER_OPTIMIZERS: dict[str, type | None] = {
+SERVER_OPTIMIZERS: dict[str, type[FedAvg] | None] = {
     "fedavg": None,
     "fedavgm": flower_strategies.FedAvgM,
     "fedadam": flower_strategies.FedAdam,
@@ -32,7 +33,7 @@ SERVER_OPTIMIZERS: dict[str, type | None] = {
 }
 
 
-def server_optimizer_class(name: str, trusted_packages: tuple[str, ...] = ()) -> type | None:
+def server_optimizer_class(name: str, trusted_packages: tuple[str, ...] = ()) -> type[FedAvg] | None:
     """A short name from SERVER_OPTIMIZERS or a dotted path to a Flower FedAvg subclass."""
     if name in SERVER_OPTIMIZERS:
         return SERVER_OPTIMIZERS[name]
@@ -44,7 +45,7 @@ def server_optimizer_class(name: str, trusted_packages: tuple[str, ...] = ()) ->
     raise ConfigError(f"strategy.server={name!r} is not one of {sorted(SERVER_OPTIMIZERS)} (or a dotted class path)")
 
 
-def _flower_parameters(optimizer: type) -> set[str]:
+def _flower_parameters(optimizer: type[FedAvg]) -> set[str]:
     return set(inspect.signature(optimizer.__init__).parameters) - {"self"}
 
 
@@ -54,21 +55,25 @@ class _HandOver:
     _pending_fedtna_arguments: dict[str, Any]
 
     def __init__(self, **flower_arguments: Any) -> None:
-        super().__init__(**flower_arguments, **self._pending_fedtna_arguments)  # type: ignore[call-arg]
+        super().__init__(**flower_arguments, **self._pending_fedtna_arguments)
 
 
 class _AnchorsAfterServerUpdate:
-    """Restores the round's anchors, and the arrays' dtypes, after the server optimizer's update."""
+    """Restores the round's anchors, and the arrays' dtypes, after the server optimizer's update.
+
+    A mixin: only in a class built by ``compose`` do ``super()`` and ``self`` have the Flower
+    optimizer's and the SeededStrategy's members, which the type checker cannot see here.
+    """
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        arrays, metrics = super().aggregate_train(server_round, replies)  # type: ignore[misc]
+        arrays, metrics = super().aggregate_train(server_round, replies)  # type: ignore[misc]  # mixin, see docstring
         if arrays is None:
             return arrays, metrics
-        previous = self.previous_arrays  # type: ignore[attr-defined]
+        previous = self.previous_arrays  # type: ignore[attr-defined]  # mixin, see docstring
         # Flower's server update multiplies by float64 scalars; keep the model's own dtypes
         updated = {key: array.numpy().astype(previous[key].numpy().dtype, copy=False) for key, array in arrays.items()}
-        record = as_array_record(self.restore_anchors(updated))  # type: ignore[attr-defined]
+        record = as_array_record(self.restore_anchors(updated))  # type: ignore[attr-defined]  # mixin, see docstring
         if isinstance(getattr(self, "current_arrays", None), ArrayRecord):
             self.current_arrays = record  # FedAvgM steps from the global model the clients will receive
         return record, metrics
@@ -89,7 +94,7 @@ def compose(strategy_class: type[SeededStrategy], server: str,
 
     name = f"{strategy_class.__name__}+{optimizer.__name__}"
     bases = (_AnchorsAfterServerUpdate, optimizer, _HandOver, strategy_class)
-    return type(name, bases, {"__init__": __init__, "__module__": __name__})  # type: ignore[return-value]
+    return type(name, bases, {"__init__": __init__, "__module__": __name__})
 
 
 def constructor_parameters(strategy_class: type) -> set[str]:

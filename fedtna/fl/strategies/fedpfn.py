@@ -20,7 +20,7 @@ class FedPFN(SeededStrategy):
     default_schedule = "pfn"
 
     def __init__(self, *, mask: MaskSpec, mask_per_round: bool, **options: object) -> None:
-        super().__init__(**options)  # type: ignore[arg-type]
+        super().__init__(**options)  # type: ignore[arg-type]  # pass-through kwargs
         self.mask = mask
         self.mask_per_round = mask_per_round
 

@@ -24,7 +24,7 @@ class FedPNU(FedPFN):
     def __init__(self, *, pnu_split: str, **options: object) -> None:
         if pnu_split not in PNU_SPLITS:
             raise ConfigError(f"strategy.pnu_split={pnu_split!r} is not one of {list(PNU_SPLITS)}")
-        super().__init__(**options)  # type: ignore[arg-type]
+        super().__init__(**options)  # type: ignore[arg-type]  # pass-through kwargs
         self.pnu_split = pnu_split
 
     def round_plan(self, server_round: int) -> RoundPlan:

@@ -14,4 +14,4 @@ class FedProx(SeededStrategy):
     default_schedule = "full"
 
     def __init__(self, *, proximal_mu: float, **options: object) -> None:
-        super().__init__(proximal_mu=proximal_mu, **options)  # type: ignore[arg-type]
+        super().__init__(proximal_mu=proximal_mu, **options)  # type: ignore[arg-type]  # pass-through kwargs
