@@ -49,8 +49,9 @@ def tree_rss(root: int) -> int:
 def measure(num_clients: int, engine: str, rounds: int = 4) -> dict[str, float]:
     """One run; its start-up, steady s/round and peak tree memory."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"fedtna-scale-{num_clients}-"))
-    overrides = [f"simulation.backend={engine}", "dataset=synthetic", "dataset.num_train=120000", "dataset.num_test=2000", "dataset.channels=1",
-                 "dataset.height=28", "dataset.width=28", "model=mlp", "partition=iid", f"num_clients={num_clients}",
+    overrides = [f"simulation.backend={engine}", "dataset=synthetic", "dataset.num_train=120000",
+                 "dataset.num_test=2000", "dataset.channels=1", "dataset.height=28", "dataset.width=28", "model=mlp",
+                 "partition=iid", f"num_clients={num_clients}",
                  f"fraction_train={10 / num_clients}", f"num_rounds={rounds}", "progress=false", "print_config=false",
                  "save_model=false", f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "FEDTNA_CACHE_DIR": "off"}

@@ -70,9 +70,9 @@ def child(variant: str, output_dir: str, spawned_wall: float, overrides: list[st
     config = compose_run_config(overrides, output_dir)
     mark("composed")
     import fedtna.data
+    import fedtna.fl.engines.ray as simulation
     import fedtna.fl.experiment as experiment
     import fedtna.fl.results as results
-    import fedtna.fl.engines.ray as simulation
 
     timed(experiment, "dataset_bundle", "data")
     timed(experiment, "all_partitions", "partition")

@@ -51,7 +51,7 @@ def test_auto_is_local_on_one_machine_and_ray_for_a_cluster(tmp_path: Path) -> N
      "simulation.ray_address=127.0.0.1:6379 needs simulation.backend=ray or auto"),
 ])
 def test_a_wrong_backend_is_one_line(tmp_path: Path, overrides: list[str], expected: str) -> None:
-    with pytest.raises(ConfigError, match=None) as raised:
+    with pytest.raises(ConfigError) as raised:
         check_backend(compose_run_config(tmp_path, *SMALL, *overrides))
     assert str(raised.value).startswith(expected)
 
@@ -59,7 +59,7 @@ def test_a_wrong_backend_is_one_line(tmp_path: Path, overrides: list[str], expec
 def test_local_workers_below_zero_is_refused(tmp_path: Path) -> None:
     from fedtna.config.checks import check_run_config
 
-    with pytest.raises(ConfigError, match="simulation.local_workers=-1 is outside the allowed range >= 0"):
+    with pytest.raises(ConfigError, match=r"simulation.local_workers=-1 is outside the allowed range >= 0"):
         check_run_config(compose_run_config(tmp_path, *SMALL, "simulation.local_workers=-1"))
 
 
@@ -127,9 +127,11 @@ def test_a_worker_pool_answers_a_crash_with_an_error_reply(tmp_path: Path) -> No
     assert all("InjectedCrash" in reply.error.reason for reply in replies)
 
 
+FEDPFN_FEDADAM = ("strategy=fedpfn", "strategy.server=fedadam", "+strategy.server_options.eta=0.01")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("method", [("strategy=fedavg",), ("strategy=fedpfn", "strategy.server=fedadam", "+strategy.server_options.eta=0.01")],
-                         ids=["fedavg", "fedpfn-fedadam"])
+@pytest.mark.parametrize("method", [("strategy=fedavg",), FEDPFN_FEDADAM], ids=["fedavg", "fedpfn-fedadam"])
 def test_local_and_ray_give_identical_runs(tmp_path: Path, method: tuple[str, ...]) -> None:
     local = run(tmp_path, "local", *method, "simulation.backend=local")
     ray = run(tmp_path, "ray", *method, "simulation.backend=ray")

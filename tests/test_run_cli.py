@@ -94,8 +94,9 @@ def test_bad_input_from_the_command_line_is_one_line_before_any_work(tmp_path: P
 
 
 def test_classes_per_client_above_classes_is_rejected(tmp_path: Path, capsys, monkeypatch) -> None:
-    result = run_entry_in_process("fedtna.run", ["partition=pathological", "partition.classes_per_client=11",
-                                                 f"hydra.run.dir={tmp_path}", "print_config=false"], capsys, monkeypatch)
+    overrides = ["partition=pathological", "partition.classes_per_client=11", f"hydra.run.dir={tmp_path}",
+                 "print_config=false"]
+    result = run_entry_in_process("fedtna.run", overrides, capsys, monkeypatch)
     assert result.returncode == 2
     assert "partition.classes_per_client=11 is more than the 10 classes" in result.stderr
 

@@ -19,8 +19,8 @@ from omegaconf import open_dict
 from fedtna.config.checks import check_run_config
 from fedtna.config.entry import CONF_DIR, compose_run_config
 from fedtna.errors import ConfigError
-from fedtna.fl.results import WandbLogger
 from fedtna.fl.engines.ray import backend_config, jobs_per_machine, machine_cpus, ray_num_cpus
+from fedtna.fl.results import WandbLogger
 
 TINY = ["num_clients=3", "num_rounds=2", "model=mlp", "model.hidden_sizes=[32]", "progress=false",
         "print_config=false"]
