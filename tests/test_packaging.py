@@ -40,7 +40,7 @@ def requirements(extras: tuple[str, ...] = ("dev",)) -> list[Requirement]:
 
 def locked() -> dict[str, str]:
     """constraints.txt as {normalised name: exact version}."""
-    pins = {}
+    pins: dict[str, str] = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:

@@ -52,13 +52,19 @@ def plugin_choices(overrides: Sequence[str], conf_dir: Path) -> Iterator[tuple[s
             yield override.lstrip("+"), group, value
         elif group == "experiment":
             for preset in value.split(","):
-                path = conf_dir / "experiment" / f"{preset}.yaml"
-                defaults = OmegaConf.load(path).get("defaults", []) if path.is_file() else []
-                for entry in defaults:  # "_self_" or {"override /hydra/sweeper": "optuna"}
-                    for key, option in entry.items() if isinstance(entry, DictConfig) else ():
-                        inner = DEFAULTS_OVERRIDE.match(str(key))
-                        if inner and inner["group"].startswith("hydra/"):
-                            yield f"experiment={preset} ({inner['group']}={option})", inner["group"], str(option)
+                for group, option in preset_overrides(conf_dir / "experiment" / f"{preset}.yaml"):
+                    yield f"experiment={preset} ({group}={option})", group, option
+
+
+def preset_overrides(path: Path) -> Iterator[tuple[str, str]]:
+    """``(group, option)`` of each ``override /hydra/...: option`` in a preset's defaults list."""
+    preset = OmegaConf.load(path) if path.is_file() else None
+    defaults = preset.get("defaults", []) if isinstance(preset, DictConfig) else []
+    for entry in defaults:  # "_self_" or {"override /hydra/sweeper": "optuna"}
+        for key, option in entry.items() if isinstance(entry, DictConfig) else ():
+            match = DEFAULTS_OVERRIDE.match(str(key))
+            if match and match["group"].startswith("hydra/"):
+                yield match["group"], str(option)
 
 
 def missing_sweeps_plugin(overrides: Sequence[str], conf_dir: Path) -> str | None:
