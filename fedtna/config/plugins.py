@@ -52,8 +52,8 @@ def plugin_choices(overrides: Sequence[str], conf_dir: Path) -> Iterator[tuple[s
             yield override.lstrip("+"), group, value
         elif group == "experiment":
             for preset in value.split(","):
-                for group, option in preset_overrides(conf_dir / "experiment" / f"{preset}.yaml"):
-                    yield f"experiment={preset} ({group}={option})", group, option
+                for preset_group, option in preset_overrides(conf_dir / "experiment" / f"{preset}.yaml"):
+                    yield f"experiment={preset} ({preset_group}={option})", preset_group, option
 
 
 def preset_overrides(path: Path) -> Iterator[tuple[str, str]]:
