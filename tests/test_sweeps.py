@@ -18,9 +18,13 @@ from omegaconf import open_dict
 
 from fedtna.config.checks import check_run_config
 from fedtna.config.entry import CONF_DIR, compose_run_config
+from fedtna.config.plugins import OPTUNA, importable
 from fedtna.errors import ConfigError
 from fedtna.fl.engines.ray import backend_config, jobs_per_machine, machine_cpus, ray_num_cpus
 from fedtna.fl.results import WandbLogger
+
+# the sweeps extra installs hydra-optuna-sweeper on Python 3.11 only (it needs optuna<3)
+needs_optuna = pytest.mark.skipif(not importable(OPTUNA), reason="hydra-optuna-sweeper is not installed")
 
 TINY = ["num_clients=3", "num_rounds=2", "model=mlp", "model.hidden_sizes=[32]", "progress=false",
         "print_config=false"]
@@ -65,11 +69,16 @@ def test_joblib_jobs_share_the_machine(tmp_path: Path) -> None:
         import joblib
 
         assert jobs_per_machine(config) == joblib.cpu_count()
+    with hydra_job("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", multirun=False):
+        assert jobs_per_machine(config) == 1
+
+
+@needs_optuna
+def test_optuna_batches_cap_the_joblib_jobs(tmp_path: Path) -> None:
+    config = compose_run_config([], tmp_path)
     with hydra_job("hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "hydra/sweeper=optuna",
                    "hydra.sweeper.n_jobs=2"):  # Optuna launches 2 trials at a time
         assert jobs_per_machine(config) == 2
-    with hydra_job("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", multirun=False):
-        assert jobs_per_machine(config) == 1
 
 
 def test_basic_and_submitit_launchers(tmp_path: Path) -> None:
@@ -185,6 +194,7 @@ def test_submitit_local_runs_two_jobs(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@needs_optuna
 def test_optuna_search_writes_the_best_parameters(tmp_path: Path) -> None:
     sweep_dir = multirun(tmp_path, "+experiment=optuna_search", "hydra.sweeper.n_trials=2")
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 
 from fedtna.config.parse import parse_run_config
+from fedtna.config.plugins import missing_sweeps_plugin
 from fedtna.config.schema import RunConfig
 from fedtna.errors import ConfigError, FedtnaError
 
@@ -27,7 +28,8 @@ def hydra_entry(config_name: str, parse: Callable[[DictConfig], ConfigT],
     """A ``main()`` that composes ``conf/<config_name>.yaml``, parses it typed and runs ``work``.
 
     A FedtnaError becomes one ``error: ...`` line: exit code 2 for bad input or missing data,
-    3 for a run that failed after it started (``RunFailedError``).
+    3 for a run that failed after it started (``RunFailedError``). A launcher or sweeper of the
+    ``sweeps`` extra that is not installed is refused the same way, before Hydra starts.
     """
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -46,7 +48,14 @@ def hydra_entry(config_name: str, parse: Callable[[DictConfig], ConfigT],
             print(f"error: {error}", file=sys.stderr)
             sys.exit(getattr(error, "exit_code", USAGE_ERROR_EXIT))
 
-    return main
+    def entry() -> Any:
+        missing = missing_sweeps_plugin(sys.argv[1:], CONF_DIR)
+        if missing is not None:
+            print(f"error: {missing}", file=sys.stderr)
+            sys.exit(USAGE_ERROR_EXIT)
+        return main()
+
+    return entry
 
 
 def compose_config(config_name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
