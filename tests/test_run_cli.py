@@ -112,4 +112,6 @@ def test_a_diverging_run_exits_nonzero_naming_round_and_lr(tmp_path: Path) -> No
     result = run_cli(*SMALL, "lr=50", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 3, result.stderr[-2000:]
     assert "error: round 1 (train)" in result.stderr and "lr=50.0 is likely too high" in result.stderr
-    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["failure"] == "diverged" and "lr=50.0" in summary["reason"]
+    assert "job failed" not in result.stderr  # a single run stops at once, as before
