@@ -39,14 +39,14 @@ def chained_checksum(checksums: Sequence[int]) -> int:
 def mask_metrics(phases: Sequence[Phase], model: nn.Module, anchor_drift: float) -> dict[str, float | int]:
     """``fixed_fraction``, ``anchor_drift`` and ``mask_checksum`` of the phases that ran ({} if no masked one)."""
     ran = [phase for phase in phases if phase.num_steps > 0]
-    masked = [phase for phase in ran if phase.fixed_masks is not None]
-    if not masked:
+    held = [phase.fixed_masks for phase in ran if phase.fixed_masks is not None]
+    if not held:
         return {}
     fractions = [fixed_fraction(phase.fixed_masks, model) if phase.fixed_masks is not None else 0.0
                  for phase in ran]
     steps = sum(phase.num_steps for phase in ran)
     mean = fractions[0] if len(ran) == 1 else sum(p.num_steps * f for p, f in zip(ran, fractions)) / steps
-    checksum = chained_checksum([masks_checksum(phase.fixed_masks) for phase in masked])
+    checksum = chained_checksum([masks_checksum(masks) for masks in held])
     return {"fixed_fraction": mean, "anchor_drift": anchor_drift, "mask_checksum": checksum}
 
 

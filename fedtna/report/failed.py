@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from omegaconf import OmegaConf
 
 from fedtna.report.runs import FlRun
 from fedtna.report.table import TextTable
@@ -29,8 +29,8 @@ class FailedJob:
 def job_overrides(folder: Path) -> str:
     """The overrides Hydra saved in the job's ``.hydra/overrides.yaml``, space-separated."""
     try:
-        values = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        values = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "overrides.yaml"))
+    except Exception:  # noqa: BLE001 - missing or unreadable: the folder name still says it
         return ""
     return " ".join(str(value) for value in values) if isinstance(values, list) else ""
 
