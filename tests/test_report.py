@@ -157,7 +157,8 @@ def test_failed_jobs_are_listed_apart_and_never_averaged(tmp_path: Path, capsys:
     fake_run(tmp_path, "2_seed=2", seed=2, accuracies=[0.5, 0.6, 0.9])
     fake_run(tmp_path, "3_seed=3", seed=3, accuracies=[0.5], num_rounds=3)  # incomplete, not failed
     folder = failed_job(tmp_path, "1_seed=1", seed=1, accuracies=[0.5, 0.6], num_rounds=3,
-                        reason="round 2: the run diverged (x not finite)", overrides=["seed=1", "lr=50"])
+                        reason="round 2: the run diverged (x not finite)",
+                        overrides=["seed=1", "lr=50", "resume=auto"])  # a rerun with resume=auto saved this
     report = build_report([tmp_path], plots=False)
     (group,) = report.fl.groups
     assert group.seeds == (0, 2) and group.final.mean == pytest.approx(0.8)  # the failed seed is left out

@@ -16,6 +16,10 @@ from omegaconf import OmegaConf
 from fedtna.report.runs import FlRun
 from fedtna.report.table import TextTable
 
+# Overrides that say how a job was (re)started, not which job it is (conf/config.yaml leaves them out of
+# the job folder's name too); a rerun with resume=auto rewrites .hydra/overrides.yaml with them.
+RESTART_KEYS = ("resume", "rerun_diverged")
+
 
 @dataclass(frozen=True)
 class FailedJob:
@@ -27,12 +31,14 @@ class FailedJob:
 
 
 def job_overrides(folder: Path) -> str:
-    """The overrides Hydra saved in the job's ``.hydra/overrides.yaml``, space-separated."""
+    """The overrides Hydra saved in the job's ``.hydra/overrides.yaml``, space-separated (restart keys left out)."""
     try:
         values = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "overrides.yaml"))
     except Exception:  # noqa: BLE001 - missing or unreadable: the folder name still says it
         return ""
-    return " ".join(str(value) for value in values) if isinstance(values, list) else ""
+    if not isinstance(values, list):
+        return ""
+    return " ".join(str(value) for value in values if str(value).split("=", 1)[0].lstrip("+~") not in RESTART_KEYS)
 
 
 def failed_jobs(runs: Sequence[FlRun]) -> list[FailedJob]:
