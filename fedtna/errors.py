@@ -22,3 +22,7 @@ class RunFailedError(FedtnaError):
     """A run that started could not finish (diverged, too few valid clients); finished rounds are kept."""
 
     exit_code = 3
+
+
+class RunDivergedError(RunFailedError):
+    """A run whose global model, test loss or client updates became non-finite (NaN/Inf)."""

@@ -20,7 +20,7 @@ def test_the_yaml_defaults_parse_into_typed_objects(tmp_path: Path) -> None:
     config = compose(tmp_path, "strategy=fedpnu")
     check_run_config(config)
     assert config.optimizer_settings.lr == 0.05 and config.mask_spec.ratio == 0.4
-    assert config.strategy_spec.arguments["pnu_split"] == "epoch"
+    assert config.strategy_spec.arguments["pnu_split"] == "auto"
     assert config.model_spec.target == "fedtna.models.cnn.CNN"
     assert to_plain(config)["strategy"]["name"] == "fedpnu"
 

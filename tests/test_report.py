@@ -16,7 +16,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from fedtna.report.build import build_report
-from fedtna.report.callback import ReportCallback
+from fedtna.report.callback import FailedJobsCallback, ReportCallback
 from fedtna.report.cli import main as report_main
 from fedtna.report.fl import analyse_fl
 from fedtna.report.fusion import analyse_fusion, headline_table, sweep_tables
@@ -138,6 +138,51 @@ def test_incomplete_and_failed_runs_are_listed_and_never_averaged(tmp_path: Path
     text = report.files["md"].read_text()
     for name in reasons:
         assert str(tmp_path / name) in text
+
+
+def failed_job(root: Path, name: str, *, seed: int, accuracies: list[float | None], num_rounds: int,
+               reason: str, overrides: list[str]) -> Path:
+    """A job folder whose summary.json says failed, with the overrides Hydra saved."""
+    folder = fake_run(root, name, seed=seed, accuracies=accuracies, num_rounds=num_rounds, summary=False)
+    (folder / "summary.json").write_text(json.dumps({"status": "failed", "failure": "diverged", "reason": reason,
+                                                     "completed_rounds": len(accuracies) - 1,
+                                                     "rounds": len(accuracies)}))
+    (folder / ".hydra").mkdir()
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {item}\n" for item in overrides))
+    return folder
+
+
+def test_failed_jobs_are_listed_apart_and_never_averaged(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    fake_run(tmp_path, "0_seed=0", seed=0, accuracies=[0.5, 0.6, 0.7])
+    fake_run(tmp_path, "2_seed=2", seed=2, accuracies=[0.5, 0.6, 0.9])
+    fake_run(tmp_path, "3_seed=3", seed=3, accuracies=[0.5], num_rounds=3)  # incomplete, not failed
+    folder = failed_job(tmp_path, "1_seed=1", seed=1, accuracies=[0.5, 0.6], num_rounds=3,
+                        reason="round 2: the run diverged (x not finite)",
+                        overrides=["seed=1", "lr=50", "resume=auto"])  # a rerun with resume=auto saved this
+    report = build_report([tmp_path], plots=False)
+    (group,) = report.fl.groups
+    assert group.seeds == (0, 2) and group.final.mean == pytest.approx(0.8)  # the failed seed is left out
+    (job,) = report.failed
+    assert (job.path, job.overrides, job.completed_rounds) == (folder, "seed=1 lr=50", 1)
+    text = report.files["md"].read_text()
+    assert "(2 complete, 1 failed)" in text
+    failed_section = text.split("## Failed jobs", 1)[1].split("## Federated runs", 1)[0]
+    assert "| 1_seed=1 | seed=1 lr=50 | round 2: the run diverged (x not finite) | 1 of 3 |" in failed_section
+    excluded_section = text.split("### Incomplete or failed runs (excluded)", 1)[1]
+    assert "3_seed=3" in excluded_section and "1_seed=1" not in excluded_section  # listed once
+    document = json.loads(report.files["json"].read_text())
+    assert document["failed"] == [{"path": str(folder), "overrides": "seed=1 lr=50",
+                                   "reason": "round 2: the run diverged (x not finite)", "completed_rounds": 1,
+                                   "num_rounds": 3}]
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    ReportCallback(plots=False).on_multirun_end(config)
+    out = capsys.readouterr().out
+    assert "Failed jobs" in out and "1_seed=1" in out
+    FailedJobsCallback().on_multirun_end(config)  # what fedtna.run's exit code reads
+    assert FailedJobsCallback.failed == [folder]
+    (folder / "summary.json").unlink()
+    FailedJobsCallback().on_multirun_end(config)
+    assert FailedJobsCallback.failed == []
 
 
 def test_different_num_rounds_in_one_setting_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -146,6 +146,8 @@ def test_a_diverging_run_stops_at_once_and_keeps_its_rounds(run_config_factory) 
         run_server(InProcessGrid(config, 4), config)
     summary = json.loads((Path(config.output_dir) / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["rounds"] == 0
+    assert summary["failure"] == "diverged" and summary["completed_rounds"] == 0
+    assert summary["reason"].startswith("round 1 (train)") and "lr=50.0 is likely too high" in summary["reason"]
 
 
 def test_a_global_model_gone_non_finite_fails_the_run_after_recording_the_round(run_config_factory,
@@ -190,3 +192,55 @@ def test_a_killed_multirun_resumes_skipping_finished_jobs(tmp_path: Path) -> Non
     summary = json.loads((second / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["rounds"] == 4
     assert [row["round"] for row in rows_of(second)] == [1, 2, 3, 4]
+
+
+def diverge_in_round(monkeypatch, server_round: int) -> None:
+    """The global model of ``server_round`` counts as non-finite (a divergence after finished rounds)."""
+    from fedtna.fl import server_app
+
+    calls = iter(range(1, 100))
+    monkeypatch.setattr(server_app, "non_finite_arrays", lambda arrays: ["fc.weight"] if next(calls) == server_round
+                        else [])
+
+
+def test_auto_skips_a_diverged_job_and_rerun_diverged_runs_it_from_round_1(run_config_factory, monkeypatch) -> None:
+    from fedtna.errors import RunDivergedError
+
+    config = run_config_factory("num_rounds=3")
+    write_config(config)
+    with monkeypatch.context() as patch:
+        diverge_in_round(patch, 2)
+        with pytest.raises(RunDivergedError, match="round 2: the run diverged"):
+            run_server(InProcessGrid(config, 4), config)
+    run_dir = Path(config.output_dir)
+    assert load_checkpoint(run_dir).server_round == 1 and len(rows_of(run_dir)) == 2
+    recorded = json.loads((run_dir / "summary.json").read_text())
+    assert recorded["failure"] == "diverged" and recorded["completed_rounds"] == 1
+
+    _, skipped = resolve_resume(replace(config, resume="auto"), ["resume=auto"])
+    assert skipped == recorded  # not continued: it would diverge again
+    with pytest.raises(ConfigError, match=r"diverged \(round 2: .*\); continuing it would diverge again\. "
+                                          r"rerun_diverged=true runs it again from round 1"):
+        resolve_resume(replace(config, resume=str(run_dir)), [f"resume={run_dir}"])
+
+    again, finished = resolve_resume(replace(config, resume="auto", rerun_diverged=True),
+                                     ["resume=auto", "rerun_diverged=true"])
+    assert finished is None and again.resume is None and again.rerun_diverged
+    assert not (run_dir / "checkpoint.pkl").exists()  # nothing of the diverged attempt is continued
+    summary = run_server(InProcessGrid(again, 4), again)
+    assert summary["status"] == "completed" and [row["round"] for row in rows_of(run_dir)] == [1, 2, 3]
+    whole = run_config_factory("num_rounds=3")
+    run_server(InProcessGrid(whole, 4), whole)
+    assert rows_of(run_dir) == rows_of(Path(whole.output_dir))
+
+
+def test_auto_continues_a_job_that_failed_for_another_reason(run_config_factory) -> None:
+    from fedtna.errors import RunFailedError
+
+    config = run_config_factory("faults.crash=1.0", "num_rounds=2")
+    write_config(config)
+    with pytest.raises(RunFailedError, match="0 valid of 4 sampled clients"):
+        run_server(InProcessGrid(config, 4), config)
+    assert json.loads((Path(config.output_dir) / "summary.json").read_text())["failure"] == "error"
+    resumed, finished = resolve_resume(replace(config, resume="auto"), ["resume=auto"])
+    assert finished is None and resumed.resume == "auto"

@@ -88,9 +88,15 @@ def test_round_seed_only_travels_and_sampling_is_seeded(run_config_factory) -> N
 def test_checksum_mismatch_fails_the_run(run_config_factory, monkeypatch) -> None:
     import fedtna.fl.client_app as client_app
 
-    original = client_app.masks_checksum
+    original = client_app.mask_metrics
     calls = iter(range(100))
-    monkeypatch.setattr(client_app, "masks_checksum", lambda masks: original(masks) + (1 if next(calls) == 2 else 0))
+
+    def tampered(*args):
+        metrics = original(*args)
+        metrics["mask_checksum"] += 1 if next(calls) == 2 else 0
+        return metrics
+
+    monkeypatch.setattr(client_app, "mask_metrics", tampered)
     with pytest.raises(MaskMismatchError, match="masks disagree"):
         run_server(InProcessGrid(run_config := run_config_factory("strategy=fedpfn"), 4), run_config)
 

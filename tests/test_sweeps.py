@@ -205,3 +205,57 @@ def test_optuna_search_writes_the_best_parameters(tmp_path: Path) -> None:
     runs = summaries(sweep_dir)
     assert len(runs) == 2 and all(run["strategy"] == "fedpfn" for run in runs)
     assert results["best_value"] == pytest.approx(max(run["last5_mean_test_accuracy"] for run in runs))
+
+
+# ---- a sweep survives its worst job -----------------------------------------------------------------
+
+# the command: job 0 diverges in round 1 (NaN updates), job 1 learns
+DIVERGING = ["lr=50,0.05", "num_rounds=3", "num_clients=3", "model=mlp", "progress=false", "print_config=false"]
+
+
+def sweep_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fedtna.run", "-m", *overrides,
+                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+def assert_the_diverged_job_is_recorded_and_reported(sweep_dir: Path, result: subprocess.CompletedProcess) -> Path:
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "error: 1 job of the sweep failed" in result.stderr
+    (diverged,), (learned,) = sweep_dir.glob("0_*"), sweep_dir.glob("1_*")
+    failed = json.loads((diverged / "summary.json").read_text())
+    assert failed["status"] == "failed" and failed["failure"] == "diverged" and failed["completed_rounds"] == 0
+    assert "lr=50.0 is likely too high" in failed["reason"]
+    done = json.loads((learned / "summary.json").read_text())
+    assert done["status"] == "completed" and done["rounds"] == 3
+    report = (sweep_dir / "report.md").read_text()
+    assert "## Failed jobs" in report and f"| {diverged.name} | lr=50 " in report and "| 0 of 3 |" in report
+    document = json.loads((sweep_dir / "report.json").read_text())
+    assert [group["runs"] for group in document["fl"]["groups"]] == [[str(learned)]]  # the failure is not averaged
+    assert "Failed jobs" in result.stdout
+    return diverged
+
+
+@pytest.mark.slow
+def test_a_diverging_job_does_not_stop_the_sweep_and_resume_auto_skips_it(tmp_path: Path) -> None:
+    result = sweep_cli(tmp_path, *DIVERGING)
+    diverged = assert_the_diverged_job_is_recorded_and_reported(tmp_path / "sweep", result)
+    recorded = {path.name: path.read_bytes() for path in diverged.iterdir() if path.is_file()}
+    again = sweep_cli(tmp_path, *DIVERGING, "resume=auto")
+    assert again.returncode == 3 and f"skipped: {diverged} diverged before" in again.stderr, again.stderr[-3000:]
+    assert {path.name: path.read_bytes() for path in diverged.iterdir() if path.is_file()} == recorded
+
+
+@pytest.mark.slow
+def test_a_diverging_job_does_not_stop_a_joblib_sweep(tmp_path: Path) -> None:
+    result = sweep_cli(tmp_path, *DIVERGING, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert_the_diverged_job_is_recorded_and_reported(tmp_path / "sweep", result)
+
+
+@pytest.mark.slow
+def test_bad_input_in_a_sweep_stops_it_with_one_line(tmp_path: Path) -> None:
+    result = sweep_cli(tmp_path, *TINY, "strategy=fedpfn", "mask_ratio=1.0,0.5")
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "[HYDRA]" not in line]
+    assert lines == ["error: mask_ratio=1.0 is outside the allowed range [0, 1)"]
+    assert not list((tmp_path / "sweep").glob("1_*"))  # the job after it never started

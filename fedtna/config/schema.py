@@ -136,6 +136,7 @@ class RunConfig(TrainingKeys):
 
     strategy: dict[str, Any] = _required()
     resume: str | None = _required()
+    rerun_diverged: bool = _required()
     checkpoint_every: int = _required()
     min_clients_fraction: float = _required()
     faults: FaultSettings = _required()

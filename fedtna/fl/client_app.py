@@ -24,10 +24,11 @@ from fedtna.config.entry import compose_overrides_config
 from fedtna.device import resolve_device
 from fedtna.fl.faults import Fault, InjectedCrash, fault_for
 from fedtna.fl.local_data import client_data, dataset_bundle
+from fedtna.fl.phase_metrics import mask_metrics
 from fedtna.fl.records import array_record, scalars
 from fedtna.fl.round_plan import RoundPlan
 from fedtna.fl.schedules import LocalWork, get_schedule
-from fedtna.masks import derive_seed, fixed_fraction, masks_checksum
+from fedtna.masks import derive_seed
 from fedtna.models import build_model
 from fedtna.training import evaluate, local_train, steps_per_epoch
 
@@ -102,11 +103,7 @@ def train_on_partition(config: RunConfig, partition_id: int, message: Message) -
                         batch_transform=batch_transform(config.augmentation))
     metrics: dict[str, MetricRecordValues] = {"num-examples": len(labels), "train_loss": stats.mean_loss,
                                               "partition_id": partition_id}
-    masks = next((phase.fixed_masks for phase in phases if phase.fixed_masks is not None), None)
-    if masks is not None:
-        metrics["fixed_fraction"] = fixed_fraction(masks, model)
-        metrics["anchor_drift"] = stats.anchor_drift
-        metrics["mask_checksum"] = masks_checksum(masks)
+    metrics.update(mask_metrics(phases, model, stats.anchor_drift))
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     if fault is Fault.NAN:
         state = {name: torch.full_like(tensor, float("nan")) if tensor.is_floating_point() else tensor

@@ -18,7 +18,7 @@ from flwr.superlink.grid.inmemory_grid import InMemoryGrid
 
 from fedtna.config import RunConfig
 from fedtna.device import resolve_device
-from fedtna.errors import FedtnaError, RunFailedError
+from fedtna.errors import FedtnaError, RunDivergedError
 from fedtna.fl.checkpoint import (
     Checkpoint,
     capture_server_state,
@@ -28,6 +28,7 @@ from fedtna.fl.checkpoint import (
 )
 from fedtna.fl.client_app import PARTITION_ID_KEY, RUN_CONFIG_KEY, run_config_from_flower
 from fedtna.fl.experiment import initial_model, prepare, write_config
+from fedtna.fl.failures import failure_fields
 from fedtna.fl.local_data import dataset_bundle
 from fedtna.fl.records import scalars
 from fedtna.fl.results import RunRecorder
@@ -115,8 +116,11 @@ def run_server(grid: Grid, config: RunConfig, simulated_nodes: bool = False,
         arrays = as_array_record(checkpoint.arrays)
         restore_server_state(strategy, checkpoint.server_state)
     recorder = RunRecorder(output_dir, config, checkpoint.rows if checkpoint is not None else None)
+    first_round = checkpoint.server_round + 1 if checkpoint is not None else 1
+    completed_rounds = first_round - 1
 
     def end_of_round(server_round: int, arrays: ArrayRecord) -> None:
+        nonlocal completed_rounds
         row: dict[str, Any] = {**strategy.last_train_metrics, **strategy.last_evaluate_metrics}
         row.pop("num-examples", None)
         metrics: dict[str, float] = {}
@@ -128,29 +132,33 @@ def run_server(grid: Grid, config: RunConfig, simulated_nodes: bool = False,
             diverged = [] if math.isfinite(loss) else ["the test loss"]
         recorder.record_round(server_round, {**metrics, **row})
         if diverged:
-            raise RunFailedError(f"round {server_round}: the run diverged ({', '.join(diverged[:3])} not finite); "
-                                 f"the learning rate (client lr={config.lr}, or a server optimizer's step) is "
-                                 "likely too high")
+            raise RunDivergedError(f"round {server_round}: the run diverged ({', '.join(diverged[:3])} not finite); "
+                                   f"the learning rate (client lr={config.lr}, or a server optimizer's step) is "
+                                   "likely too high")
+        completed_rounds = server_round
         if server_round % config.checkpoint_every == 0 or server_round == config.num_rounds:
             save_checkpoint(output_dir, Checkpoint(server_round, {k: v.numpy() for k, v in arrays.items()},
                                                    recorder.rows, capture_server_state(strategy)))
 
     status = "failed"
+    failure: dict[str, Any] = {}
     try:
-        first_round = checkpoint.server_round + 1 if checkpoint is not None else 1
         try:
             arrays = run_rounds(strategy, grid, arrays, first_round, config.num_rounds, config.round_timeout,
                                 end_of_round)
         except ClientFailureError as error:
             if not error.non_finite_updates:
                 raise
-            raise RunFailedError(f"{error}; {error.non_finite_updates} client update(s) were not finite: the run "
-                                 f"diverged, the client learning rate lr={config.lr} is likely too high") from None
+            raise RunDivergedError(f"{error}; {error.non_finite_updates} client update(s) were not finite: the run "
+                                   f"diverged, the client learning rate lr={config.lr} is likely too high") from None
         if config.save_model:
             torch.save(arrays.to_torch_state_dict(), output_dir / "model.pt")
         status = "completed"
+    except BaseException as error:
+        failure = failure_fields(error, completed_rounds)
+        raise
     finally:
-        summary = recorder.close({"status": status})
+        summary = recorder.close({"status": status, **failure})
     return summary
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedtna.report.failed import FailedJob, failed_jobs
 from fedtna.report.fl import FlAnalysis, analyse_fl
 from fedtna.report.fusion import FusionAnalysis, analyse_fusion
 from fedtna.report.runs import FoundRuns, ReportError, find_runs
@@ -22,6 +23,11 @@ class Report:
     fusion: FusionAnalysis | None
     files: dict[str, Path]  # "md", "csv", "json"
     plots: list[Path]
+
+    @property
+    def failed(self) -> list[FailedJob]:
+        """Runs whose summary.json says failed."""
+        return failed_jobs(self.found.fl)
 
 
 def _remove_old_plots(out: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from fedtna.report.build import Report
+from fedtna.report.failed import failed_jobs_table
 from fedtna.report.fusion import headline_table, modes_table, soups_table, sweep_tables
 from fedtna.report.ratio_sweep import ratio_tables
 from fedtna.report.views import excluded_table, group_tables
@@ -28,4 +29,7 @@ def print_report(report: Report, file: TextIO | None = None) -> None:
         tables += [table for table in [soups_table(report.fusion)] if table is not None]
         for table in tables:
             console.print(table.rich())
+    failed = failed_jobs_table(report.failed, report.out)
+    if failed is not None:
+        console.print(failed.rich())
     console.print(f"report: {report.files['md']}", soft_wrap=True, highlight=False)

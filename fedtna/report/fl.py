@@ -52,6 +52,7 @@ class Excluded:
     path: Path
     label: str
     reason: str
+    failed: bool = False  # summary.json says failed: listed under Failed jobs
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def analyse_fl(runs: Sequence[FlRun], baseline_text: str | None = None, method_k
         kept: dict[Any, FlRun] = {}
         for run in members:
             if run.problem:
-                excluded.append(Excluded(run.path, label(run.config, named), run.problem))
+                excluded.append(Excluded(run.path, label(run.config, named), run.problem, run.failed))
             elif run.seed in kept:
                 excluded.append(Excluded(run.path, label(run.config, named),
                                          f"duplicate of {kept[run.seed].path} (same settings and seed)"))

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fedtna.report.failed import failed_jobs, failed_jobs_table, failed_record
 from fedtna.report.fl import FlAnalysis, Group
 from fedtna.report.fusion import FusionAnalysis, headline_table, modes_table, records, soups_table, sweep_tables
 from fedtna.report.ratio_sweep import ratio_tables, sweep_panels
@@ -81,11 +82,18 @@ def _link(path: Path, out: Path) -> str:
 def markdown(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | None, fusion: FusionAnalysis | None,
              plots: dict[str, list[Path]], out: Path) -> str:
     complete = sum(run.problem is None for run in found.fl)
-    counts = ([f"{len(found.fl)} federated run{'s' * (len(found.fl) != 1)} ({complete} complete)"]
+    failed = failed_jobs(found.fl)
+    state = f"{complete} complete" + (f", {len(failed)} failed" if failed else "")
+    counts = ([f"{len(found.fl)} federated run{'s' * (len(found.fl) != 1)} ({state})"]
               if found.fl else []) \
         + ([f"{len(found.lmc)} fusion run{'s' * (len(found.lmc) != 1)} (lmc.json)"] if found.lmc else [])
     lines = ["# fedtna report", "", f"Read from {', '.join(f'`{d}`' for d in directories)}: "
              f"{', '.join(counts)}. Accuracies in %.", ""]
+    failed_table = failed_jobs_table(failed, out)
+    if failed_table is not None:
+        note = (f"{len(failed)} job{'s' * (len(failed) != 1)} failed; left out of every statistic below "
+                "(their finished rounds stay in their metrics.jsonl).")
+        lines += ["## Failed jobs", "", note, "", failed_table.markdown(), ""]
     if fl is not None:
         config = fl.groups[0].runs[0].config if fl.groups else None
         lines += ["## Federated runs", "", settings_sentence(fl.keys, fl.named, config, FL_CONTEXT, fl.varying), ""]
@@ -109,7 +117,7 @@ def markdown(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | Non
         lines += ["### Method", "", method_text(fl), ""]
         excluded = excluded_table(fl)
         lines += (["### Incomplete or failed runs (excluded)", "", excluded.markdown(), ""] if excluded
-                  else ["All runs are complete.", ""])
+                  else [] if failed else ["All runs are complete.", ""])
     if fusion is not None:
         config = fusion.settings[0].runs[0].config
         lines += ["## Model fusion (lmc.json)", "",
@@ -144,6 +152,7 @@ def write_outputs(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis 
             "grouping_keys": fl.keys, "named_keys": fl.named, "baseline": fl.baseline, "method": method_text(fl),
             "groups": groups,
             "excluded": [{"path": str(e.path), "label": e.label, "reason": e.reason} for e in fl.excluded]},
+        "failed": [failed_record(job) for job in failed_jobs(found.fl)],
         "fusion": None if fusion is None else {
             "records": fusion_records,
             "sweeps": [{"setting": name, "mask_ratios": [s.ratio for s in settings]}

@@ -63,6 +63,11 @@ class FlRun:
         return self.config.get("num_rounds")
 
     @property
+    def failed(self) -> bool:
+        """Its summary.json says failed (diverged, crashed): one of the report's Failed jobs."""
+        return (self.summary or {}).get("status") == "failed"
+
+    @property
     def wall_seconds(self) -> float | None:
         """Whole run including simulation start-up (total_wall_seconds), else the rounds' wall time."""
         summary = self.summary or {}
@@ -128,6 +133,8 @@ def read_fl_run(folder: Path, config: dict[str, Any]) -> FlRun:
     except json.JSONDecodeError:
         problem = problem or "summary.json is not JSON"
     num_rounds = flat.get("num_rounds")
+    if problem is None and isinstance(summary, dict) and summary.get("status") == "failed":
+        problem = f"failed: {summary.get('reason') or 'no reason recorded'}"
     if problem is None and summary is None:
         problem = f"no summary.json ({len(rows)} of {num_rounds} rounds recorded: still running or stopped)"
     if problem is None and isinstance(num_rounds, int) and len(rows) < num_rounds:

@@ -15,7 +15,7 @@ MISSING = "<missing>"  # the value of a key a run's config does not have
 # Keys that never change what a run computes: where it writes, how it reports, where data lives.
 BOOKKEEPING = ("seed", "output_dir", "print_config", "progress", "verbose", "wandb.*", "hydra.*", "data_dir",
                "save_model", "device", "eval_batch_size", "round_timeout", "num_threads", "simulation.*", "modes",
-               "trusted_packages", "resume", "checkpoint_every")
+               "trusted_packages", "resume", "rerun_diverged", "checkpoint_every")
 # Settings of the method itself; every other differing setting is part of the experiment's panel.
 METHOD = ("strategy.*", "mask_ratio", "mask.*")
 

@@ -19,7 +19,8 @@ METHOD_TEXT = (
     "Δ ± t(0.975, n − 1) · s / √n with s the std of the n differences (scipy.stats.t); with one common seed "
     "there is no CI. *wins* counts the seeds where the group's last-5 accuracy is higher. "
     "Incomplete or failed runs (no summary.json, fewer metrics rows than num_rounds, a null/NaN final "
-    "accuracy) and repeats of a seed are listed below and never averaged in."
+    "accuracy) and repeats of a seed are listed below and never averaged in; jobs whose summary.json says "
+    "failed (diverged, crashed) are listed under Failed jobs."
 )
 
 
@@ -90,10 +91,12 @@ def drift_tables(analysis: FlAnalysis) -> dict[str, TextTable]:
 
 
 def excluded_table(analysis: FlAnalysis) -> TextTable | None:
-    if not analysis.excluded:
+    """Excluded runs other than failed jobs (those have their own table, ``fedtna.report.failed``)."""
+    items = [item for item in analysis.excluded if not item.failed]
+    if not items:
         return None
     table = TextTable("Incomplete, failed or repeated runs (not averaged)", ["run", "setting", "reason"])
-    for item in analysis.excluded:
+    for item in items:
         table.rows.append([str(item.path), item.label or "–", item.reason])
     return table
 

@@ -1,9 +1,10 @@
 """FedPNU: first part of the local work under the round mask, the rest under its complement.
 
 ``pnu_split = epoch`` (the paper): int(E/2) epochs with the mask, E - int(E/2) with the
-complement. With E = 1 the first part is empty, so the whole epoch trains only the
-weights the mask would fix (FedPFN with ratio 1 - rho). ``pnu_split = step`` splits the
-E * steps_per_epoch local steps in half instead, so E = 1 still alternates.
+complement. With E = 1 the first part is empty, so the whole epoch trains only the weights
+the mask would fix (FedPFN with ratio 1 - rho). ``pnu_split = step`` splits the
+E * steps_per_epoch local steps in half instead, so E = 1 still alternates. ``pnu_split = auto``
+(the default) is ``epoch`` for E >= 2 and ``step`` for E = 1, resolved here, where E is known.
 """
 
 from __future__ import annotations
@@ -16,17 +17,24 @@ from fedtna.fl.schedules import LocalWork, register
 from fedtna.masks import complement
 from fedtna.training import Phase
 
-PNU_SPLITS = ("epoch", "step")
+PNU_SPLITS = ("auto", "epoch", "step")
 SPLIT_OPTION = "pnu_split"
+
+
+def resolve_split(split: str, local_epochs: int) -> str:
+    """``epoch`` or ``step``: ``auto`` is ``epoch`` when there are two epochs or more to split, else ``step``."""
+    if split not in PNU_SPLITS:
+        raise ConfigError(f"strategy.pnu_split={split!r} is not one of {list(PNU_SPLITS)}")
+    if split == "auto":
+        return "epoch" if local_epochs >= 2 else "step"
+    return split
 
 
 def first_phase_steps(split: str, work: LocalWork) -> int:
     """Steps trained under the mask before switching to its complement."""
-    if split == "epoch":
+    if resolve_split(split, work.local_epochs) == "epoch":
         return (work.local_epochs // 2) * work.steps_per_epoch
-    if split == "step":
-        return work.total_steps // 2
-    raise ConfigError(f"strategy.pnu_split={split!r} is not one of {list(PNU_SPLITS)}")
+    return work.total_steps // 2
 
 
 @register("pnu")

@@ -25,11 +25,12 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedtna.errors import FedtnaError, RunFailedError, out_of_range
+from fedtna.fl.phase_metrics import accepted_checksums
 from fedtna.fl.records import Scalar, array_record, scalars
 from fedtna.fl.round_plan import RoundPlan, plan_masks, shapes_as_parameters
 from fedtna.fl.schedules import get_schedule
 from fedtna.fl.update_geometry import update_geometry
-from fedtna.masks import FixedMasks, derive_seed, masks_checksum
+from fedtna.masks import FixedMasks, derive_seed
 
 NUM_EXAMPLES = "num-examples"
 PARTITION_KEY = "partition-id"
@@ -202,14 +203,19 @@ class SeededStrategy(FedAvg):
             return f"{NUM_EXAMPLES}={examples!r} is not a positive count"
         return None
 
+    def phase_masks(self) -> list[FixedMasks]:
+        """The masks a client's phases may hold this round (``fedtna.fl.phase_metrics``): the round mask."""
+        return [self.round_masks] if self.round_masks is not None else []
+
     def _check_checksums(self, server_round: int, replies: list[Message]) -> None:
         if self.round_masks is None:
             return
-        expected = masks_checksum(self.round_masks)
+        accepted = accepted_checksums(self.phase_masks())
         reported = {self.partition_of_reply(reply): int(scalars(reply.content, "metrics")["mask_checksum"])
                     for reply in replies}
-        wrong = {part: value for part, value in reported.items() if value != expected}
+        wrong = {part: value for part, value in reported.items() if value not in accepted}
         if wrong:
+            expected = next(iter(accepted)) if len(accepted) == 1 else f"one of {sorted(accepted)}"
             raise MaskMismatchError(
                 f"round {server_round}: clients {sorted(wrong)} built a mask with checksum "
                 f"{sorted(set(wrong.values()))}, the server expects {expected}; masks disagree"
