@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -18,7 +18,7 @@ from flwr.app import ArrayRecord, Context, Message, MetricRecord, MetricRecordVa
 from flwr.clientapp import ClientApp
 from torch import nn
 
-from fedtna.augment import batch_transform
+from fedtna.augment import BatchTransform, batch_transform
 from fedtna.config import RunConfig, parse_run_config
 from fedtna.config.entry import compose_overrides_config
 from fedtna.device import resolve_device
@@ -30,7 +30,7 @@ from fedtna.fl.round_plan import RoundPlan
 from fedtna.fl.schedules import LocalWork, get_schedule
 from fedtna.masks import derive_seed
 from fedtna.models import build_model
-from fedtna.training import evaluate, local_train, steps_per_epoch
+from fedtna.training import OptimizerSettings, Phase, TrainStats, evaluate, local_train, steps_per_epoch
 
 RUN_CONFIG_KEY = "cfg-json"
 OVERRIDES_KEY = "overrides"
@@ -80,41 +80,77 @@ def client_model(config: RunConfig) -> nn.Module:
     return _MODELS[key]
 
 
-def _load_global(model: nn.Module, message: Message) -> None:
+def load_global(model: nn.Module, message: Message) -> None:
+    """Load the global arrays a message carries into the model."""
     model.load_state_dict(array_record(message.content, "arrays").to_torch_state_dict(), strict=True)
 
 
-def train_on_partition(config: RunConfig, partition_id: int, message: Message) -> RecordDict:
-    """Local training of one client for one round; the body of the train handler."""
-    plan = RoundPlan.from_record(message.content["config"])
+@dataclass(frozen=True)
+class TrainJob:
+    """One client's local training of one round, as its train message asks for it (nothing trained yet)."""
+
+    partition_id: int
+    plan: RoundPlan
+    fault: Fault
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    phases: list[Phase]
+    optimizer_settings: OptimizerSettings
+    generator: torch.Generator
+    batch_transform: BatchTransform | None
+
+
+def round_fault(config: RunConfig, partition_id: int, plan: RoundPlan) -> Fault:
+    """This client's injected fault of the round; a crash raises here, before any work."""
     fault = fault_for(plan.round_seed, partition_id, config.faults)
     if fault is Fault.CRASH:
         raise InjectedCrash(f"injected crash (faults.crash) of partition {partition_id} in round {plan.server_round}")
-    model = client_model(config)
-    _load_global(model, message)
+    return fault
+
+
+def prepare_train_job(config: RunConfig, partition_id: int, plan: RoundPlan, fault: Fault,
+                      model: nn.Module) -> TrainJob:
+    """The client's data, phases (from the schedule), decayed learning rate and seeded generator."""
     inputs, labels = client_data(config, partition_id)
     work = LocalWork(config.local_epochs, steps_per_epoch(len(labels), config.batch_size))
     phases = get_schedule(plan.schedule)(model, plan, work)
     settings = config.optimizer_settings
     decayed_lr = settings.lr * config.lr_decay ** (plan.server_round - 1)
     generator = torch.Generator().manual_seed(derive_seed(plan.round_seed, "client", partition_id))
-    stats = local_train(model, inputs, labels, phases, optimizer_settings=replace(settings, lr=decayed_lr),
-                        batch_size=config.batch_size, generator=generator, proximal_mu=plan.proximal_mu,
-                        batch_transform=batch_transform(config.augmentation))
-    metrics: dict[str, MetricRecordValues] = {"num-examples": len(labels), "train_loss": stats.mean_loss,
-                                              "partition_id": partition_id}
-    metrics.update(mask_metrics(phases, model, stats.anchor_drift))
-    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-    if fault is Fault.NAN:
-        state = {name: torch.full_like(tensor, float("nan")) if tensor.is_floating_point() else tensor
-                 for name, tensor in state.items()}
-    return RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
+    return TrainJob(partition_id=partition_id, plan=plan, fault=fault, inputs=inputs, labels=labels, phases=phases,
+                    optimizer_settings=replace(settings, lr=decayed_lr), generator=generator,
+                    batch_transform=batch_transform(config.augmentation))
+
+
+def train_reply(job: TrainJob, state: Mapping[str, torch.Tensor], stats: TrainStats, model: nn.Module) -> RecordDict:
+    """The train reply: the trained ``state`` and the metrics (``model`` only counts the parameters)."""
+    metrics: dict[str, MetricRecordValues] = {"num-examples": len(job.labels), "train_loss": stats.mean_loss,
+                                              "partition_id": job.partition_id}
+    metrics.update(mask_metrics(job.phases, model, stats.anchor_drift))
+    arrays = {name: tensor.detach().cpu() for name, tensor in state.items()}
+    if job.fault is Fault.NAN:
+        arrays = {name: torch.full_like(tensor, float("nan")) if tensor.is_floating_point() else tensor
+                  for name, tensor in arrays.items()}
+    return RecordDict({"arrays": ArrayRecord(arrays), "metrics": MetricRecord(metrics)})
+
+
+def train_on_partition(config: RunConfig, partition_id: int, message: Message) -> RecordDict:
+    """Local training of one client for one round; the body of the train handler."""
+    plan = RoundPlan.from_record(message.content["config"])
+    fault = round_fault(config, partition_id, plan)
+    model = client_model(config)
+    load_global(model, message)
+    job = prepare_train_job(config, partition_id, plan, fault, model)
+    stats = local_train(model, job.inputs, job.labels, job.phases, optimizer_settings=job.optimizer_settings,
+                        batch_size=config.batch_size, generator=job.generator, proximal_mu=plan.proximal_mu,
+                        batch_transform=job.batch_transform)
+    return train_reply(job, model.state_dict(), stats, model)
 
 
 def evaluate_on_partition(config: RunConfig, partition_id: int, message: Message) -> RecordDict:
     """Federated evaluation of the global model on this client's partition."""
     model = client_model(config)
-    _load_global(model, message)
+    load_global(model, message)
     inputs, labels = client_data(config, partition_id)
     loss, accuracy = evaluate(model, inputs, labels, config.eval_batch_size)
     metrics: dict[str, MetricRecordValues] = {"num-examples": len(labels), "client_loss": loss,
