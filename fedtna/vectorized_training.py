@@ -119,7 +119,7 @@ def _stacked_batch(inputs: list[torch.Tensor], labels: list[torch.Tensor],
     if min(sizes) == width:
         return torch.stack(inputs), torch.stack(labels), None, 0
     padded_x, padded_y, weights = [], [], torch.zeros(len(sizes), width, device=labels[0].device)
-    for row, (batch_x, batch_y, size) in enumerate(zip(inputs, labels, sizes)):
+    for row, (batch_x, batch_y, size) in enumerate(zip(inputs, labels, sizes, strict=True)):
         missing = width - size
         padded_x.append(torch.cat([batch_x, batch_x[:1].expand(missing, *batch_x.shape[1:])]) if missing else batch_x)
         padded_y.append(torch.cat([batch_y, batch_y[:1].expand(missing)]) if missing else batch_y)
@@ -280,7 +280,7 @@ def vectorized_local_train(
         for phase_index in range(max(len(job.phases) for job in jobs)):
             phases = [job.phases[phase_index] if phase_index < len(job.phases) else None for job in jobs]
             chunk.run_phase(phases, optimizer_settings, reference, proximal_mu, batch_transform)
-        for index, outcome in zip(members, chunk.results(template)):
+        for index, outcome in zip(members, chunk.results(template), strict=True):
             outcomes[index] = outcome
     done = [outcome for outcome in outcomes if outcome is not None]
     return VectorizedResult(states=[state for state, _ in done], stats=[stats for _, stats in done], cost=cost)
