@@ -4,7 +4,8 @@ The clients are prepared exactly as the ClientApp prepares one (``client_app.rou
 ``prepare_train_job``: data, schedule phases, decayed lr, seeded generator), trained together by
 ``fedtna.vectorized_training.vectorized_local_train``, and each message is answered with the
 reply ``client_app.train_reply`` builds, so strategies cannot tell this path from the sequential
-one. A client that fails to prepare (an injected crash) gets an error reply; the others train.
+one. A client that fails to prepare (an injected crash) gets the local engine's error reply; the
+others train.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from flwr.app import ArrayRecord, Error, Message, MessageType
+from flwr.app import ArrayRecord, Message, MessageType
 
 from fedtna.config import RunConfig
 from fedtna.fl.client_app import TrainJob, client_model, load_global, prepare_train_job, round_fault, train_reply
+from fedtna.fl.engines.local import error_reply
 from fedtna.fl.round_plan import RoundPlan
 from fedtna.vectorized_training import (
     DEFAULT_MAX_CLIENTS_PER_CHUNK,
@@ -23,13 +25,6 @@ from fedtna.vectorized_training import (
     check_vectorizable,
     vectorized_local_train,
 )
-
-CLIENT_ERROR_CODE = 0  # what tests/conftest.InProcessGrid sends for a raising ClientApp
-
-
-def error_reply(message: Message, error: Exception) -> Message:
-    """The reply of a client whose ClientApp raised: an Error, as a Grid delivers it."""
-    return Message(Error(code=CLIENT_ERROR_CODE, reason=f"{type(error).__name__}: {error}"), reply_to=message)
 
 
 def _same_arrays(first: ArrayRecord, other: ArrayRecord) -> bool:
