@@ -146,6 +146,10 @@ def _phase_masks(masks: Sequence[FixedMasks | None], device: torch.device) -> di
     return combined
 
 
+def _fixed_masks(phase: Phase | None) -> FixedMasks | None:
+    return phase.fixed_masks if phase is not None else None
+
+
 class _Chunk:
     """The stacked training of one chunk of clients (rows of the stack), phase by phase."""
 
@@ -201,8 +205,7 @@ class _Chunk:
         if row_steps[0] == 0:
             return
         training = sum(1 for count in row_steps if count > 0)
-        masks = _phase_masks([phases[client].fixed_masks for client in self.rows[:training]],  # type: ignore[union-attr]
-                             self.device)
+        masks = _phase_masks([_fixed_masks(phases[client]) for client in self.rows[:training]], self.device)
         anchors = {name: self.params[name][:training].clone() for name in masks}
         optimizer = make_stacked_optimizer(settings)
         row_clients = torch.tensor(self.rows, device=self.device)
@@ -222,7 +225,7 @@ class _Chunk:
                 for name, mask in masks.items():
                     row_mask = mask[:active] if mask.dim() == views[name].dim() else mask
                     views[name].copy_(torch.where(row_mask, anchors[name][:active], views[name]))
-                self.loss_sums.index_add_(0, row_clients[:active], losses.detach())
+                self.loss_sums.index_add_(0, row_clients[:active], losses.detach().to(self.loss_sums.dtype))
         self._record_drift(masks, anchors, training)
 
     @torch.no_grad()
