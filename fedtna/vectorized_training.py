@@ -110,7 +110,7 @@ def _step_functions(model: nn.Module, buffers: Tensors) -> tuple[StepFunction, S
 
 def _stacked_batch(inputs: list[torch.Tensor], labels: list[torch.Tensor],
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
-    """Stack per-client batches; short ones are padded with weight-0 copies of their first example.
+    """Stack per-client batches; short ones are padded with zero inputs (label 0) of weight 0.
 
     Returns (inputs, labels, weights or None when no padding was needed, padded slots).
     """
@@ -121,8 +121,8 @@ def _stacked_batch(inputs: list[torch.Tensor], labels: list[torch.Tensor],
     padded_x, padded_y, weights = [], [], torch.zeros(len(sizes), width, device=labels[0].device)
     for row, (batch_x, batch_y, size) in enumerate(zip(inputs, labels, sizes, strict=True)):
         missing = width - size
-        padded_x.append(torch.cat([batch_x, batch_x[:1].expand(missing, *batch_x.shape[1:])]) if missing else batch_x)
-        padded_y.append(torch.cat([batch_y, batch_y[:1].expand(missing)]) if missing else batch_y)
+        padded_x.append(torch.cat([batch_x, batch_x.new_zeros(missing, *batch_x.shape[1:])]) if missing else batch_x)
+        padded_y.append(torch.cat([batch_y, batch_y.new_zeros(missing)]) if missing else batch_y)
         weights[row, :size] = 1.0
     return torch.stack(padded_x), torch.stack(padded_y), weights, len(sizes) * width - sum(sizes)
 
@@ -138,9 +138,8 @@ def _phase_masks(masks: Sequence[FixedMasks | None], device: torch.device) -> di
         if first is not None and all(m is first or (m is not None and torch.equal(m, first)) for m in per_row):
             mask = first.to(device)
         else:
-            shape = next(m.shape for m in per_row if m is not None)
-            mask = torch.stack([m if m is not None else torch.zeros(shape, dtype=torch.bool) for m in per_row])
-            mask = mask.to(device)
+            some = next(m for m in per_row if m is not None)
+            mask = torch.stack([m if m is not None else torch.zeros_like(some) for m in per_row]).to(device)
         if bool(mask.any()):
             combined[name] = mask
     return combined
