@@ -145,6 +145,16 @@ def _phase_masks(masks: Sequence[FixedMasks | None], device: torch.device) -> di
     return combined
 
 
+def parameters_without_gradient(model: nn.Module, sample: torch.Tensor) -> set[str]:
+    """Parameters a backward pass never reaches: ``local_train``'s optimizer skips them (no decay, no proximal
+    term), while ``torch.func.grad`` would give them zeros."""
+    named = dict(model.named_parameters())
+    with torch.enable_grad():
+        output = model(sample)
+        grads = torch.autograd.grad(output.sum(), list(named.values()), allow_unused=True)
+    return {name for name, grad in zip(named, grads, strict=True) if grad is None}
+
+
 def _fixed_masks(phase: Phase | None) -> FixedMasks | None:
     return phase.fixed_masks if phase is not None else None
 
@@ -153,8 +163,9 @@ class _Chunk:
     """The stacked training of one chunk of clients (rows of the stack), phase by phase."""
 
     def __init__(self, jobs: Sequence[ClientBatchJob], start: Tensors, batch_size: int,
-                 step_functions: tuple[StepFunction, StepFunction], cost: BatchingCost) -> None:
+                 step_functions: tuple[StepFunction, StepFunction], untouched: set[str], cost: BatchingCost) -> None:
         self.jobs = jobs
+        self.trained_names = [name for name in start if name not in untouched]
         self.device = next(iter(start.values())).device
         count = len(jobs)
         self.rows = sorted(range(count), key=lambda client: -jobs[client].total_steps)  # row -> client
@@ -217,10 +228,11 @@ class _Chunk:
             else:
                 grads, losses = self.weighted_step(views, inputs, labels, weights)
             with torch.no_grad():
+                trained = {name: views[name] for name in self.trained_names}
                 if reference is not None:
-                    for name, param in views.items():
+                    for name, param in trained.items():
                         grads[name].add_(param - reference[name], alpha=proximal_mu)
-                optimizer.step(views, grads, active)
+                optimizer.step(trained, grads, active)
                 for name, mask in masks.items():
                     row_mask = mask[:active] if mask.dim() == views[name].dim() else mask
                     views[name].copy_(torch.where(row_mask, anchors[name][:active], views[name]))
@@ -272,13 +284,16 @@ def vectorized_local_train(
     reference = {name: value.unsqueeze(0) for name, value in start.items()} if proximal_mu > 0 else None
     template = model.state_dict()
     step_functions = _step_functions(model, buffers)
+    device = next(model.parameters()).device
+    sample = next((job.inputs[:1].to(device) for job in clients if len(job.inputs)), None)
+    untouched = parameters_without_gradient(model, sample) if sample is not None else set()
     order = sorted(range(len(clients)), key=lambda index: -clients[index].total_steps)
     outcomes: list[tuple[Tensors, TrainStats] | None] = [None] * len(clients)
     cost = BatchingCost()
     for begin in range(0, len(order), max_clients_per_chunk):
         members = order[begin : begin + max_clients_per_chunk]
         jobs = [clients[index] for index in members]
-        chunk = _Chunk(jobs, start, batch_size, step_functions, cost)
+        chunk = _Chunk(jobs, start, batch_size, step_functions, untouched, cost)
         for phase_index in range(max(len(job.phases) for job in jobs)):
             phases = [job.phases[phase_index] if phase_index < len(job.phases) else None for job in jobs]
             chunk.run_phase(phases, optimizer_settings, reference, proximal_mu, batch_transform)

@@ -223,6 +223,27 @@ def test_finished_clients_stop_and_padding_waste_is_reported() -> None:
     assert max_difference(actual[2][0], one_more.state_dict()) > 100 * TOL
 
 
+class WithUnusedLayer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = MLP(SHAPES["mlp"], NUM_CLASSES, hidden_sizes=(8,))
+        self.unused = nn.Linear(4, 4)  # never called: local_train's optimizer skips it (no decay, no prox)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images)
+
+
+def test_parameters_without_gradient_stay_untouched() -> None:
+    _, data = problem("mlp")
+    torch.manual_seed(1)
+    model = WithUnusedLayer()
+    expected = sequential(model, data, schedule_phases("full"), MOMENTUM_WD, proximal_mu=0.1)
+    actual, _ = vectorized(model, data, schedule_phases("full"), MOMENTUM_WD, proximal_mu=0.1)
+    assert_equivalent(expected, actual)
+    for state, _, _ in actual:
+        assert torch.equal(state["unused.weight"], model.unused.weight.detach())
+
+
 @pytest.mark.parametrize("chunk", [1, 2, 16])
 def test_chunk_size_changes_nothing_but_the_batching(chunk: int) -> None:
     model, data = problem("mlp")
