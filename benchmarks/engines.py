@@ -3,9 +3,9 @@
     python benchmarks/engines.py [--repeats 3] [overrides ...]     (default: the default experiment, 3 rounds)
 
 Variants, run alternately in fresh processes (the machine may be shared: the medians matter):
-``ray`` (Flower's simulation engine), ``local`` (clients in the server's process) and ``local x2``
-(a pool of two worker processes). Prints wall seconds of the whole process and of the rounds, and the
-ratios to Ray; checks that every variant reached the same final accuracy.
+``ray`` (Flower's simulation engine), ``local`` (clients in the server's process), ``local x2``
+(a pool of two worker processes) and ``vectorized`` (each round's clients as one batched model). Prints wall seconds of the whole process and of the rounds, and the
+ratios to Ray, and each variant's final accuracies (``vectorized`` may differ by float noise).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ VARIANTS = {
     "ray": ["simulation.backend=ray"],
     "local": ["simulation.backend=local"],
     "local x2": ["simulation.backend=local", "simulation.local_workers=2"],
+    "vectorized": ["simulation.backend=vectorized"],
 }
 
 
@@ -59,8 +60,9 @@ def main() -> None:
         wall, in_rounds = statistics.median(walls[name]), statistics.median(rounds[name])
         print(f"{name:9s} {wall:10.1f} {wall / ray_wall:7.2f} {in_rounds:9.1f} {in_rounds / ray_rounds:7.2f}  "
               f"{sorted(finals[name])}")
-    if len(set().union(*finals.values())) != 1:
-        sys.exit("error: the engines reached different final accuracies")
+    exact = {name: finals[name] for name in VARIANTS if name != "vectorized"}
+    if len(set().union(*exact.values())) != 1:
+        sys.exit("error: ray and local reached different final accuracies")
 
 
 if __name__ == "__main__":

@@ -138,3 +138,28 @@ def test_local_and_ray_give_identical_runs(tmp_path: Path, method: tuple[str, ..
     assert (local["engine"], ray["engine"]) == ("local", "ray")
     assert local["status"] == ray["status"] == "completed" and local["rounds"] == ray["rounds"] == 2
     assert_identical_runs(tmp_path / "local", tmp_path / "ray")
+
+
+def test_vectorized_refuses_batch_norm_models_before_any_work(tmp_path: Path) -> None:
+    config = compose_run_config(tmp_path, *SMALL, "model=vgg11", "simulation.backend=vectorized")
+    with pytest.raises(ConfigError) as raised:
+        check_backend(config)
+    assert "\n" not in str(raised.value) and "simulation.backend=local or ray" in str(raised.value)
+
+
+@pytest.mark.slow
+def test_vectorized_run_follows_the_local_run(tmp_path: Path) -> None:
+    """The same replies reach aggregation (same clients, same counts) and the models stay within float noise."""
+    local = run(tmp_path, "local", "strategy=fedpfn", "num_rounds=3", "simulation.backend=local")
+    vectorized = run(tmp_path, "vectorized", "strategy=fedpfn", "num_rounds=3", "simulation.backend=vectorized")
+    assert vectorized["engine"] == "vectorized" and 0.0 <= vectorized["padding_waste"] < 0.5
+    assert abs(vectorized["final_test_accuracy"] - local["final_test_accuracy"]) <= 0.005
+    local_rows, vectorized_rows = rows_without_time(tmp_path / "local"), rows_without_time(tmp_path / "vectorized")
+    for mine, theirs in zip(vectorized_rows, local_rows, strict=True):
+        assert (mine["clients"], mine["failed_clients"], mine["rejected_clients"]) == (
+            theirs["clients"], theirs["failed_clients"], theirs["rejected_clients"])
+        assert mine["anchor_drift"] == theirs["anchor_drift"] == 0.0
+        assert mine["fixed_fraction"] == theirs["fixed_fraction"]
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], abs=1e-4)
+    model_a, model_b = torch.load(tmp_path / "local" / "model.pt"), torch.load(tmp_path / "vectorized" / "model.pt")
+    assert max(float((model_a[name] - model_b[name]).abs().max()) for name in model_a) < 1e-4

@@ -65,6 +65,7 @@ RUN_CHECKS: list[RangeCheck] = [
     ("wandb.mode", *_one_of(WANDB_MODES)),
     ("simulation.threads_per_client", lambda v: v >= 1, ">= 1"),
     ("simulation.local_workers", lambda v: v >= 0, ">= 0 (0 = clients run in the server's process)"),
+    ("simulation.clients_per_batch", lambda v: v >= 1, ">= 1"),
     ("simulation.num_cpus", lambda v: v is None or v >= 1, ">= 1 (or null = this job's share of the machine)"),
     ("simulation.jobs_per_machine", lambda v: v is None or v >= 1, ">= 1 (or null = from the Hydra launcher)"),
     ("simulation.client_resources.num_cpus", lambda v: v > 0.0, "> 0"),

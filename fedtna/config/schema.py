@@ -57,6 +57,7 @@ class SimulationSettings:
 
     backend: str = _required()
     local_workers: int = _required()
+    clients_per_batch: int = _required()
     num_cpus: int | None = _required()
     num_gpus: int | None = _required()
     jobs_per_machine: int | None = _required()

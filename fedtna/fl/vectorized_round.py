@@ -21,6 +21,7 @@ from fedtna.fl.engines.local import error_reply
 from fedtna.fl.round_plan import RoundPlan
 from fedtna.vectorized_training import (
     DEFAULT_MAX_CLIENTS_PER_CHUNK,
+    BatchingCost,
     ClientBatchJob,
     check_vectorizable,
     vectorized_local_train,
@@ -57,11 +58,13 @@ def train_messages_vectorized(
     messages: list[Message],
     partition_of: Callable[[Message], int],
     max_clients_per_chunk: int = DEFAULT_MAX_CLIENTS_PER_CHUNK,
+    costs: list[BatchingCost] | None = None,
 ) -> list[Message]:
     """One reply per TRAIN message of one round (same order), the clients trained as one batched model.
 
     ``partition_of`` names each message's partition (as ``client_app.partition_id_of`` does for a
-    node). BatchNorm models raise a one-line ConfigError before any work.
+    node). BatchNorm models raise a one-line ConfigError before any work. ``costs``, when given,
+    receives the round's batching cost (padding waste).
     """
     plan = round_plan_of(messages)
     threads = torch.get_num_threads()
@@ -84,6 +87,8 @@ def train_messages_vectorized(
             optimizer_settings=first.optimizer_settings, batch_size=config.batch_size,
             proximal_mu=plan.proximal_mu, batch_transform=first.batch_transform,
             max_clients_per_chunk=max_clients_per_chunk)
+        if costs is not None:
+            costs.append(result.cost)
         for (index, job), state, stats in zip(jobs.items(), result.states, result.stats, strict=True):
             replies[index] = Message(train_reply(job, state, stats, model), reply_to=messages[index])
     return [reply for reply in replies if reply is not None]

@@ -18,15 +18,20 @@ from fedtna.config import RunConfig
 from fedtna.errors import ConfigError
 
 Engine = Callable[[RunConfig], dict[str, Any]]
+EngineCheck = Callable[[RunConfig], None]
 AUTO = "auto"
 _REGISTRY: dict[str, Engine] = {}
+_CHECKS: dict[str, EngineCheck] = {}
 
 
-def register(name: str) -> Callable[[Engine], Engine]:
-    """Decorator: make an engine available as ``simulation.backend=<name>``."""
+def register(name: str, check: EngineCheck | None = None) -> Callable[[Engine], Engine]:
+    """Decorator: make an engine available as ``simulation.backend=<name>``; ``check`` refuses, before any
+    work, a run the engine cannot do (one ConfigError line)."""
 
     def add(engine: Engine) -> Engine:
         _REGISTRY[name] = engine
+        if check is not None:
+            _CHECKS[name] = check
         return engine
 
     return add
@@ -68,6 +73,9 @@ def check_backend(config: RunConfig) -> None:
     if config.simulation.ray_address is not None and backend not in (AUTO, "ray"):
         raise ConfigError(f"simulation.ray_address={config.simulation.ray_address} needs simulation.backend=ray or "
                           f"auto, got simulation.backend={backend}")
+    check = _CHECKS.get(resolve_backend(config))
+    if check is not None:
+        check(config)
 
 
 def simulate(config: RunConfig) -> dict[str, Any]:

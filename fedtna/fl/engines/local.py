@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -211,16 +211,14 @@ def make_delivery(config: RunConfig) -> Delivery:
     return WorkerPool(config, workers=workers) if workers > 0 else InProcess(config)
 
 
-@register("local")
-def simulate_locally(config: RunConfig, make_grid: Callable[[RunConfig], LocalGrid] | None = None) -> dict[str, Any]:
-    """Run the ServerApp on a ``LocalGrid``; returns the run summary."""
+def run_on_grid(config: RunConfig, delivery: Delivery) -> dict[str, Any]:
+    """Run the ServerApp on a ``LocalGrid`` with ``delivery``; returns the run summary."""
     from fedtna.fl.server_app import make_server_app
 
     logging.getLogger("flwr").setLevel(logging.INFO if config.verbose else logging.ERROR)
     results: dict[str, Any] = {}
     started = time.perf_counter()
-    grid = make_grid(config) if make_grid is not None else LocalGrid(make_delivery(config), config.num_clients,
-                                                                      config.seed)
+    grid = LocalGrid(delivery, config.num_clients, config.seed)
     try:
         app = make_server_app(config, results, simulated_nodes=True)
         app(grid, Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={}))
@@ -230,5 +228,12 @@ def simulate_locally(config: RunConfig, make_grid: Callable[[RunConfig], LocalGr
         raise FedtnaError("the run ended without a result; rerun with verbose=true to see why")
     summary = results["summary"]
     summary["simulation_wall_seconds"] = round(time.perf_counter() - started, 3)
+    return summary
+
+
+@register("local")
+def simulate_locally(config: RunConfig) -> dict[str, Any]:
+    """Clients in this process or in a pool of ``simulation.local_workers`` processes."""
+    summary = run_on_grid(config, make_delivery(config))
     summary["local_workers"] = config.simulation.local_workers
     return summary
