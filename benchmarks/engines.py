@@ -4,7 +4,8 @@
 
 Variants, run alternately in fresh processes (the machine may be shared: the medians matter):
 ``ray`` (Flower's simulation engine), ``local`` (clients in the server's process), ``local x2``
-(a pool of two worker processes) and ``vectorized`` (each round's clients as one batched model). Prints wall seconds of the whole process and of the rounds, and the
+(a pool of two worker processes) and ``vectorized`` (each round's clients as one batched
+model). Prints wall seconds of the whole process and of the rounds, and the
 ratios to Ray, and each variant's final accuracies (``vectorized`` may differ by float noise).
 """
 
