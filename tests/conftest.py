@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test workers share the machine's cores (pyproject's -n 2): one torch thread each, also in the
+    # runs they start, as oversubscribed threads spin and crawl. Set before torch is imported.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import torch
