@@ -26,7 +26,8 @@ from fedtna.fl.checkpoint import (
     restore_server_state,
     save_checkpoint,
 )
-from fedtna.fl.client_app import PARTITION_ID_KEY, RUN_CONFIG_KEY, run_config_from_flower
+from fedtna.fl.client_app import RUN_CONFIG_KEY, run_config_from_flower
+from fedtna.fl.client_report import NUM_EXAMPLES, PARTITION_ID_KEY
 from fedtna.fl.experiment import initial_model, prepare, write_config
 from fedtna.fl.failures import failure_fields
 from fedtna.fl.local_data import dataset_bundle
@@ -122,7 +123,7 @@ def run_server(grid: Grid, config: RunConfig, simulated_nodes: bool = False,
     def end_of_round(server_round: int, arrays: ArrayRecord) -> None:
         nonlocal completed_rounds
         row: dict[str, Any] = {**strategy.last_train_metrics, **strategy.last_evaluate_metrics}
-        row.pop("num-examples", None)
+        row.pop(NUM_EXAMPLES, None)
         metrics: dict[str, float] = {}
         diverged = non_finite_arrays(arrays)
         if not diverged and (server_round % config.eval_every == 0 or server_round == config.num_rounds):

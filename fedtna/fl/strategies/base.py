@@ -25,6 +25,14 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedtna.errors import FedtnaError, RunFailedError, out_of_range
+from fedtna.fl.client_report import (
+    ANCHOR_DRIFT,
+    MASK_CHECKSUM,
+    NUM_EXAMPLES,
+    PARTITION_ID,
+    PARTITION_ID_KEY,
+    ClientReport,
+)
 from fedtna.fl.phase_metrics import accepted_checksums
 from fedtna.fl.records import Scalar, array_record, scalars
 from fedtna.fl.round_plan import RoundPlan, plan_masks, shapes_as_parameters
@@ -32,8 +40,6 @@ from fedtna.fl.schedules import get_schedule
 from fedtna.fl.update_geometry import update_geometry
 from fedtna.masks import FixedMasks, derive_seed
 
-NUM_EXAMPLES = "num-examples"
-PARTITION_KEY = "partition-id"
 NON_FINITE = "holds NaN or Inf"
 
 
@@ -133,7 +139,7 @@ class SeededStrategy(FedAvg):
                  kind: str) -> Message:
         """One client's message; it names the partition to use (simulated nodes may serve any)."""
         content = RecordDict({self.arrayrecord_key: arrays,
-                              self.configrecord_key: ConfigRecord({**config, PARTITION_KEY: partition})})
+                              self.configrecord_key: ConfigRecord({**config, PARTITION_ID_KEY: partition})})
         return Message(content=content, dst_node_id=self.node_of_partition[partition], message_type=kind)
 
     def configure_evaluate(
@@ -178,8 +184,9 @@ class SeededStrategy(FedAvg):
     def partition_of_reply(self, reply: Message) -> int:
         """The partition a reply trained on: its ``partition_id`` metric (a simulated node may serve several
         partitions), else the partition of the node it came from."""
-        if reply.has_content() and "metrics" in reply.content and "partition_id" in reply.content["metrics"]:
-            return int(scalars(reply.content, "metrics")["partition_id"])
+        report = report_of(reply)
+        if report is not None and report.partition_id is not None:
+            return report.partition_id
         return self.partition_of_node.get(reply.metadata.src_node_id, -1)
 
     def update_problem(self, reply: Message) -> str | None:
@@ -198,8 +205,9 @@ class SeededStrategy(FedAvg):
             values = got.numpy()
             if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
                 return f"{key} {NON_FINITE}"
-        examples = scalars(reply.content, "metrics").get(NUM_EXAMPLES, 0) if "metrics" in reply.content else 0
-        if not examples or examples <= 0:
+        report = report_of(reply)
+        examples = report.num_examples if report is not None else 0
+        if examples <= 0:
             return f"{NUM_EXAMPLES}={examples!r} is not a positive count"
         return None
 
@@ -211,8 +219,7 @@ class SeededStrategy(FedAvg):
         if self.round_masks is None:
             return
         accepted = accepted_checksums(self.phase_masks())
-        reported = {self.partition_of_reply(reply): int(scalars(reply.content, "metrics")["mask_checksum"])
-                    for reply in replies}
+        reported = {self.partition_of_reply(reply): checksum_of(reply) for reply in replies}
         wrong = {part: value for part, value in reported.items() if value not in accepted}
         if wrong:
             expected = next(iter(accepted)) if len(accepted) == 1 else f"one of {sorted(accepted)}"
@@ -251,8 +258,8 @@ class SeededStrategy(FedAvg):
         first = array_record(valid[0].content, self.arrayrecord_key)
         clients = [{key: array_record(reply.content, self.arrayrecord_key)[key].numpy() for key in first}
                    for reply in valid]
-        weights = np.array([float(scalars(reply.content, "metrics")[NUM_EXAMPLES]) for reply in valid],
-                           dtype=np.float64)
+        weights = np.array([float(ClientReport.from_record(scalars(reply.content, "metrics")).num_examples)
+                            for reply in valid], dtype=np.float64)
         averaged = self._weighted_mean_arrays(clients, weights)
         assert self.previous_arrays is not None
         dtypes = {key: self.previous_arrays[key].numpy().dtype for key in averaged}
@@ -278,13 +285,28 @@ class SeededStrategy(FedAvg):
         return MetricRecord(dict(metrics))
 
 
+def report_of(reply: Message) -> ClientReport | None:
+    """The ClientReport of a reply (None when it carries no metrics)."""
+    if not reply.has_content() or "metrics" not in reply.content:
+        return None
+    return ClientReport.from_record(scalars(reply.content, "metrics"))
+
+
+def checksum_of(reply: Message) -> int:
+    """The mask checksum a reply reports; a MaskMismatchError when it reports none."""
+    report = report_of(reply)
+    if report is None or report.mask is None:
+        raise MaskMismatchError(f"a client of node {reply.metadata.src_node_id} reported no {MASK_CHECKSUM}")
+    return report.mask.mask_checksum
+
+
 def as_array_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
     """An ArrayRecord of contiguous numpy arrays, in the given key order."""
     return ArrayRecord(array_dict={key: Array(np.ascontiguousarray(value)) for key, value in arrays.items()})
 
 
-MAX_KEYS = ("anchor_drift",)
-SKIPPED_KEYS = ("mask_checksum", "partition_id", NUM_EXAMPLES)
+MAX_KEYS = (ANCHOR_DRIFT,)
+SKIPPED_KEYS = (MASK_CHECKSUM, PARTITION_ID, NUM_EXAMPLES)
 
 
 def aggregate_client_metrics(records: Sequence[Mapping[str, Scalar]]) -> dict[str, float]:
