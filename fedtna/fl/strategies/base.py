@@ -14,7 +14,7 @@ import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from logging import WARNING
-from typing import ClassVar, cast
+from typing import ClassVar, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -41,6 +41,18 @@ from fedtna.fl.update_geometry import update_geometry
 from fedtna.masks import FixedMasks, derive_seed
 
 NON_FINITE = "holds NaN or Inf"
+
+
+FAILED_CLIENTS = "failed_clients"
+REJECTED_CLIENTS = "rejected_clients"
+
+
+class ReplyTally(NamedTuple):
+    """A round's usable replies, in partition order, and how many failed or were rejected."""
+
+    valid: list[Message]
+    failed: int
+    rejected: int
 
 
 class MaskMismatchError(FedtnaError):
@@ -85,15 +97,11 @@ class SeededStrategy(FedAvg):
         self.proximal_mu = float(proximal_mu)
         self.min_clients_fraction = float(min_clients_fraction)
         self.sampled_clients = 0
-        self.rejected_clients = 0
         self.node_of_partition: dict[int, int] = {}
         self.partition_of_node: dict[int, int] = {}
         self.parameter_shapes: dict[str, torch.Size] = {}
         self.round_masks: FixedMasks | None = None
         self.previous_arrays: ArrayRecord | None = None
-        self.failed_clients = 0
-        self.last_train_metrics: dict[str, float] = {}
-        self.last_evaluate_metrics: dict[str, float] = {}
 
     def attach(self, node_of_partition: Mapping[int, int], parameter_shapes: Mapping[str, torch.Size]) -> None:
         """Bind what is known only at run time: the partition -> node map and the model's parameters."""
@@ -153,8 +161,8 @@ class SeededStrategy(FedAvg):
         return [self._message(arrays, evaluate_config, part, MessageType.EVALUATE) for part in chosen]
 
     # ------------------------------------------------------------- aggregate
-    def _ordered_valid(self, replies: Iterable[Message], server_round: int, kind: str) -> list[Message]:
-        """Replies without error that pass ``update_problem``, in partition order; counts the others."""
+    def _ordered_valid(self, replies: Iterable[Message], server_round: int, kind: str) -> ReplyTally:
+        """Replies without error that pass ``update_problem``, in partition order, and the others' counts."""
         replies = list(replies)
         failed = [reply for reply in replies if reply.has_error()]
         for reply in failed:
@@ -170,7 +178,6 @@ class SeededStrategy(FedAvg):
             non_finite += problem.endswith(NON_FINITE)
             log(WARNING, "round %s: rejected the update of partition %s: %s", server_round,
                 self.partition_of_reply(reply), problem)
-        self.failed_clients, self.rejected_clients = len(failed), rejected
         sampled = self.sampled_clients if kind == "train" else len(replies)
         needed = max(1, math.ceil(self.min_clients_fraction * sampled - 1e-9)) if replies else 0
         if len(valid) < needed:
@@ -179,7 +186,7 @@ class SeededStrategy(FedAvg):
                 f"round {server_round} ({kind}): {len(valid)} valid of {sampled} sampled clients, {len(failed)} "
                 f"failed, {rejected} rejected; need {needed} (min_clients_fraction={self.min_clients_fraction})"
                 + (f": {reasons}" if reasons else ""), non_finite_updates=non_finite)
-        return sorted(valid, key=self.partition_of_reply)
+        return ReplyTally(sorted(valid, key=self.partition_of_reply), failed=len(failed), rejected=rejected)
 
     def partition_of_reply(self, reply: Message) -> int:
         """The partition a reply trained on: its ``partition_id`` metric (a simulated node may serve several
@@ -251,7 +258,8 @@ class SeededStrategy(FedAvg):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Sample-size-weighted mean in partition order, with exact anchors."""
-        valid = self._ordered_valid(replies, server_round, "train")
+        tally = self._ordered_valid(replies, server_round, "train")
+        valid = tally.valid
         if not valid:
             return None, None
         self._check_checksums(server_round, valid)
@@ -270,18 +278,16 @@ class SeededStrategy(FedAvg):
         metrics.update(update_geometry({key: self.previous_arrays[key].numpy() for key in averaged}, clients,
                                        weights, averaged).as_metrics())
         metrics["clients"] = len(valid)
-        metrics["failed_clients"] = self.failed_clients
-        metrics["rejected_clients"] = self.rejected_clients
-        self.last_train_metrics = metrics
+        metrics[FAILED_CLIENTS] = tally.failed
+        metrics[REJECTED_CLIENTS] = tally.rejected
         return as_array_record(averaged), MetricRecord(dict(metrics))
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         """Weighted mean of the clients' evaluation metrics, in partition order."""
-        valid = self._ordered_valid(replies, server_round, "evaluate")
+        valid = self._ordered_valid(replies, server_round, "evaluate").valid
         if not valid:
             return None
         metrics = aggregate_client_metrics([scalars(reply.content, "metrics") for reply in valid])
-        self.last_evaluate_metrics = metrics
         return MetricRecord(dict(metrics))
 
 
