@@ -24,7 +24,7 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedtna.errors import FedtnaError, RunFailedError, out_of_range
+from fedtna.errors import ConfigError, FedtnaError, RunFailedError, out_of_range
 from fedtna.fl.client_report import (
     ANCHOR_DRIFT,
     MASK_CHECKSUM,
@@ -37,6 +37,7 @@ from fedtna.fl.phase_metrics import accepted_checksums
 from fedtna.fl.records import Scalar, array_record, scalars
 from fedtna.fl.round_plan import RoundPlan, plan_masks, shapes_as_parameters
 from fedtna.fl.schedules import get_schedule
+from fedtna.fl.strategies.flower_options import check_flower_options
 from fedtna.fl.update_geometry import update_geometry
 from fedtna.masks import FixedMasks, derive_seed
 
@@ -81,13 +82,15 @@ class SeededStrategy(FedAvg):
         proximal_mu: FedProx's mu; clients add mu/2 * ||w - w_global||^2 (0 = off).
         min_clients_fraction: a round with fewer valid updates than this fraction of its sampled
             clients fails the run (0 = one valid update is enough).
-        **flower_options: Flower ``FedAvg`` arguments (fractions, minimum nodes, ...).
+        **flower_options: Flower ``FedAvg`` arguments; the ones fedtna does not honour are refused
+            (``fedtna.fl.strategies.flower_options``).
     """
 
     default_schedule: ClassVar[str] = "full"
 
     def __init__(self, *, seed: int, schedule: str | None = None, proximal_mu: float = 0.0,
                  min_clients_fraction: float = 0.0, **flower_options: object) -> None:
+        check_flower_options(flower_options)
         super().__init__(**flower_options)  # type: ignore[arg-type]  # Flower's FedAvg kwargs, passed through
         if proximal_mu < 0:
             raise out_of_range("strategy.proximal_mu", proximal_mu, ">= 0")
@@ -105,6 +108,9 @@ class SeededStrategy(FedAvg):
 
     def attach(self, node_of_partition: Mapping[int, int], parameter_shapes: Mapping[str, torch.Size]) -> None:
         """Bind what is known only at run time: the partition -> node map and the model's parameters."""
+        if len(node_of_partition) < self.min_available_nodes:
+            raise ConfigError(f"min_available_nodes={self.min_available_nodes} but only {len(node_of_partition)} "
+                              "partitions are served")
         self.node_of_partition = dict(node_of_partition)
         self.partition_of_node = {}
         for part, node in sorted(self.node_of_partition.items()):
