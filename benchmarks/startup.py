@@ -124,6 +124,7 @@ def count_ray_workers() -> int | None:
     try:
         import ray
 
+        # Ray has no public API for its session directory (the state API needs the dashboard): private
         session = Path(ray._private.worker._global_node.get_session_dir_path())
         return len(list((session / "logs").glob("worker-*.out")))
     except Exception:  # noqa: BLE001 - Ray's private layout; the count is only a hint

@@ -344,3 +344,35 @@ def test_round_plan_record_round_trip(plan: RoundPlan) -> None:
     # Also through a message's content, as the client receives it.
     message = Message(RecordDict({"config": encoded}), dst_node_id=1, message_type=MessageType.TRAIN)
     assert RoundPlan.from_record(message.content["config"]) == plan
+
+
+class ScriptedGrid:
+    """Answers train messages with ``train_replies`` and evaluate messages with successful replies."""
+
+    def __init__(self, train_replies) -> None:
+        self.train_replies = train_replies
+
+    def send_and_receive(self, messages, timeout=None):
+        if messages[0].metadata.message_type == MessageType.TRAIN:
+            return self.train_replies(messages)
+        return [Message(RecordDict({"metrics": MetricRecord({"num-examples": 5, "client_loss": 1.0})}),
+                        reply_to=message) for message in messages]
+
+
+def test_a_round_result_keeps_the_train_counts_when_evaluation_succeeds() -> None:
+    from fedtna.fl.rounds import run_round
+
+    strategy = make(FedAvg)
+    strategy.fraction_evaluate = 1.0
+    sent = global_arrays()
+
+    def train_replies(messages):
+        replies = replies_for(strategy, messages, sent)
+        return [replies[0], Message(Error(code=0, reason="out of memory"), reply_to=messages[1]), replies[2]]
+
+    result = run_round(strategy, ScriptedGrid(train_replies), record(sent), 1, timeout=1.0)
+
+    assert result.server_round == 1 and result.failed_clients == 1 and result.rejected_clients == 0
+    assert result.train_metrics["clients"] == 2
+    assert result.evaluate_metrics == {"num-examples": 15.0, "client_loss": 1.0}
+    assert not hasattr(strategy, "failed_clients") and not hasattr(strategy, "last_train_metrics")

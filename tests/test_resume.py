@@ -196,10 +196,10 @@ def test_a_killed_multirun_resumes_skipping_finished_jobs(tmp_path: Path) -> Non
 
 def diverge_in_round(monkeypatch, server_round: int) -> None:
     """The global model of ``server_round`` counts as non-finite (a divergence after finished rounds)."""
-    from fedtna.fl import server_app
+    from fedtna.fl import round_end
 
     calls = iter(range(1, 100))
-    monkeypatch.setattr(server_app, "non_finite_arrays", lambda arrays: ["fc.weight"] if next(calls) == server_round
+    monkeypatch.setattr(round_end, "non_finite_arrays", lambda arrays: ["fc.weight"] if next(calls) == server_round
                         else [])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,15 +89,14 @@ def test_round_seed_only_travels_and_sampling_is_seeded(run_config_factory) -> N
 def test_checksum_mismatch_fails_the_run(run_config_factory, monkeypatch) -> None:
     import fedtna.fl.client_app as client_app
 
-    original = client_app.mask_metrics
+    original = client_app.mask_report
     calls = iter(range(100))
 
     def tampered(*args):
-        metrics = original(*args)
-        metrics["mask_checksum"] += 1 if next(calls) == 2 else 0
-        return metrics
+        report = original(*args)
+        return replace(report, mask_checksum=report.mask_checksum + (1 if next(calls) == 2 else 0))
 
-    monkeypatch.setattr(client_app, "mask_metrics", tampered)
+    monkeypatch.setattr(client_app, "mask_report", tampered)
     with pytest.raises(MaskMismatchError, match="masks disagree"):
         run_server(InProcessGrid(run_config := run_config_factory("strategy=fedpfn"), 4), run_config)
 

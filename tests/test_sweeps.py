@@ -259,3 +259,20 @@ def test_bad_input_in_a_sweep_stops_it_with_one_line(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip() and "[HYDRA]" not in line]
     assert lines == ["error: mask_ratio=1.0 is outside the allowed range [0, 1)"]
     assert not list((tmp_path / "sweep").glob("1_*"))  # the job after it never started
+
+
+def test_cgroup_cpu_quota_reads_v2_and_v1(tmp_path) -> None:
+    from fedtna.fl.engines.ray import cgroup_cpu_quota
+
+    assert cgroup_cpu_quota(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("250000 100000\n")
+    assert cgroup_cpu_quota(tmp_path) == 2.5
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(v1) == 3.0
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_quota(v1) is None

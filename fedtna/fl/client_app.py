@@ -3,7 +3,8 @@
 The same app runs in simulation (config handed in by ``make_client_app(config)``) and on
 real SuperNodes (config parsed from ``context.run_config["cfg-json"]``, or composed from the
 Hydra overrides in ``context.run_config["overrides"]`` when ``cfg-json`` is empty, as under
-``flwr run .``; the partition id from ``context.node_config["partition-id"]``).
+``flwr run .``; the partition id from ``context.node_config["partition-id"]``). Replies carry a
+:class:`~fedtna.fl.client_report.ClientReport`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, MetricRecordValues, RecordDict
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from torch import nn
 
@@ -22,9 +23,10 @@ from fedtna.augment import BatchTransform, batch_transform
 from fedtna.config import RunConfig, parse_run_config
 from fedtna.config.entry import compose_overrides_config
 from fedtna.device import resolve_device
+from fedtna.fl.client_report import PARTITION_ID_KEY, ClientReport
 from fedtna.fl.faults import Fault, InjectedCrash, fault_for
 from fedtna.fl.local_data import client_data, dataset_bundle
-from fedtna.fl.phase_metrics import mask_metrics
+from fedtna.fl.phase_metrics import mask_report
 from fedtna.fl.records import array_record, scalars
 from fedtna.fl.round_plan import RoundPlan
 from fedtna.fl.schedules import LocalWork, get_schedule
@@ -34,7 +36,6 @@ from fedtna.training import OptimizerSettings, Phase, TrainStats, evaluate, loca
 
 RUN_CONFIG_KEY = "cfg-json"
 OVERRIDES_KEY = "overrides"
-PARTITION_ID_KEY = "partition-id"
 _MODELS: dict[str, nn.Module] = {}
 _COMPOSED: dict[str, RunConfig] = {}
 
@@ -124,14 +125,13 @@ def prepare_train_job(config: RunConfig, partition_id: int, plan: RoundPlan, fau
 
 def train_reply(job: TrainJob, state: Mapping[str, torch.Tensor], stats: TrainStats, model: nn.Module) -> RecordDict:
     """The train reply: the trained ``state`` and the metrics (``model`` only counts the parameters)."""
-    metrics: dict[str, MetricRecordValues] = {"num-examples": len(job.labels), "train_loss": stats.mean_loss,
-                                              "partition_id": job.partition_id}
-    metrics.update(mask_metrics(job.phases, model, stats.anchor_drift))
+    report = ClientReport(num_examples=len(job.labels), partition_id=job.partition_id, train_loss=stats.mean_loss,
+                          mask=mask_report(job.phases, model, stats.anchor_drift))
     arrays = {name: tensor.detach().cpu() for name, tensor in state.items()}
     if job.fault is Fault.NAN:
         arrays = {name: torch.full_like(tensor, float("nan")) if tensor.is_floating_point() else tensor
                   for name, tensor in arrays.items()}
-    return RecordDict({"arrays": ArrayRecord(arrays), "metrics": MetricRecord(metrics)})
+    return RecordDict({"arrays": ArrayRecord(arrays), "metrics": report.to_record()})
 
 
 def train_on_partition(config: RunConfig, partition_id: int, message: Message) -> RecordDict:
@@ -153,9 +153,9 @@ def evaluate_on_partition(config: RunConfig, partition_id: int, message: Message
     load_global(model, message)
     inputs, labels = client_data(config, partition_id)
     loss, accuracy = evaluate(model, inputs, labels, config.eval_batch_size)
-    metrics: dict[str, MetricRecordValues] = {"num-examples": len(labels), "client_loss": loss,
-                                              "client_accuracy": accuracy, "partition_id": partition_id}
-    return RecordDict({"metrics": MetricRecord(metrics)})
+    report = ClientReport(num_examples=len(labels), partition_id=partition_id, client_loss=loss,
+                          client_accuracy=accuracy)
+    return RecordDict({"metrics": report.to_record()})
 
 
 def make_client_app(config: RunConfig | None = None) -> ClientApp:
@@ -164,7 +164,7 @@ def make_client_app(config: RunConfig | None = None) -> ClientApp:
 
     @app.query()
     def query(message: Message, context: Context) -> Message:
-        metrics = MetricRecord({PARTITION_ID_KEY: partition_id_of(context)})
+        metrics = MetricRecord({PARTITION_ID_KEY: partition_id_of(context)})  # discovery's reply: the config key
         return Message(RecordDict({"metrics": metrics}), reply_to=message)
 
     @app.train()

@@ -22,6 +22,7 @@ from itertools import combinations
 import torch
 from torch import nn
 
+from fedtna.fl.client_report import ANCHOR_DRIFT, FIXED_FRACTION, MASK_CHECKSUM, MaskReport
 from fedtna.masks import fixed_fraction, masks_checksum
 from fedtna.training import Phase
 
@@ -36,18 +37,27 @@ def chained_checksum(checksums: Sequence[int]) -> int:
     return int.from_bytes(digest.digest()[:CHECKSUM_BYTES], "little")
 
 
-def mask_metrics(phases: Sequence[Phase], model: nn.Module, anchor_drift: float) -> dict[str, float | int]:
-    """``fixed_fraction``, ``anchor_drift`` and ``mask_checksum`` of the phases that ran ({} if no masked one)."""
+def mask_report(phases: Sequence[Phase], model: nn.Module, anchor_drift: float) -> MaskReport | None:
+    """``fixed_fraction``, ``anchor_drift`` and ``mask_checksum`` of the phases that ran (None if no masked one)."""
     ran = [phase for phase in phases if phase.num_steps > 0]
     held = [phase.fixed_masks for phase in ran if phase.fixed_masks is not None]
     if not held:
-        return {}
+        return None
     fractions = [fixed_fraction(phase.fixed_masks, model) if phase.fixed_masks is not None else 0.0
                  for phase in ran]
     steps = sum(phase.num_steps for phase in ran)
     mean = fractions[0] if len(ran) == 1 else sum(p.num_steps * f for p, f in zip(ran, fractions, strict=True)) / steps
     checksum = chained_checksum([masks_checksum(masks) for masks in held])
-    return {"fixed_fraction": mean, "anchor_drift": anchor_drift, "mask_checksum": checksum}
+    return MaskReport(fixed_fraction=mean, anchor_drift=anchor_drift, mask_checksum=checksum)
+
+
+def mask_metrics(phases: Sequence[Phase], model: nn.Module, anchor_drift: float) -> dict[str, float | int]:
+    """:func:`mask_report` as the reply's metric keys ({} if no masked phase ran)."""
+    report = mask_report(phases, model, anchor_drift)
+    if report is None:
+        return {}
+    return {FIXED_FRACTION: report.fixed_fraction, ANCHOR_DRIFT: report.anchor_drift,
+            MASK_CHECKSUM: report.mask_checksum}
 
 
 def accepted_checksums(planned: Sequence[Mapping[str, torch.Tensor]]) -> set[int]:

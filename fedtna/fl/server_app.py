@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import copy
-import math
 import time
 from logging import INFO
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.common.logger import log
@@ -19,23 +17,18 @@ from flwr.superlink.grid.inmemory_grid import InMemoryGrid
 from fedtna.config import RunConfig
 from fedtna.device import resolve_device
 from fedtna.errors import FedtnaError, RunDivergedError
-from fedtna.fl.checkpoint import (
-    Checkpoint,
-    capture_server_state,
-    load_checkpoint,
-    restore_server_state,
-    save_checkpoint,
-)
-from fedtna.fl.client_app import PARTITION_ID_KEY, RUN_CONFIG_KEY, run_config_from_flower
+from fedtna.fl.checkpoint import load_checkpoint, restore_server_state
+from fedtna.fl.client_app import RUN_CONFIG_KEY, run_config_from_flower
+from fedtna.fl.client_report import PARTITION_ID_KEY
 from fedtna.fl.experiment import initial_model, prepare, write_config
 from fedtna.fl.failures import failure_fields
 from fedtna.fl.local_data import dataset_bundle
 from fedtna.fl.records import scalars
 from fedtna.fl.results import RunRecorder
-from fedtna.fl.rounds import run_rounds
+from fedtna.fl.round_end import central_evaluation, check_divergence, checkpoint_round, client_row
+from fedtna.fl.rounds import RoundResult, run_rounds
 from fedtna.fl.strategies import build_strategy
 from fedtna.fl.strategies.base import ClientFailureError, as_array_record
-from fedtna.training import evaluate
 
 NODE_WAIT_SECONDS = 600.0
 
@@ -86,12 +79,6 @@ def assign_partitions(grid: Grid, num_clients: int, timeout: float = NODE_WAIT_S
     return {partition: nodes[partition % len(nodes)] for partition in range(num_clients)}
 
 
-def non_finite_arrays(arrays: ArrayRecord) -> list[str]:
-    """Names of floating-point arrays holding NaN or Inf."""
-    return [key for key, array in arrays.items()
-            if np.issubdtype((values := array.numpy()).dtype, np.floating) and not np.isfinite(values).all()]
-
-
 def run_server(grid: Grid, config: RunConfig, simulated_nodes: bool = False,
                shared_nodes: bool = False) -> dict[str, Any]:
     """The whole federated run on ``grid`` (continued from its checkpoint when resuming); returns the summary.
@@ -119,26 +106,13 @@ def run_server(grid: Grid, config: RunConfig, simulated_nodes: bool = False,
     first_round = checkpoint.server_round + 1 if checkpoint is not None else 1
     completed_rounds = first_round - 1
 
-    def end_of_round(server_round: int, arrays: ArrayRecord) -> None:
+    def end_of_round(result: RoundResult) -> None:
         nonlocal completed_rounds
-        row: dict[str, Any] = {**strategy.last_train_metrics, **strategy.last_evaluate_metrics}
-        row.pop("num-examples", None)
-        metrics: dict[str, float] = {}
-        diverged = non_finite_arrays(arrays)
-        if not diverged and (server_round % config.eval_every == 0 or server_round == config.num_rounds):
-            evaluation_model.load_state_dict(arrays.to_torch_state_dict())
-            loss, accuracy = evaluate(evaluation_model, bundle.test_x, bundle.test_y, config.eval_batch_size)
-            metrics = {"test_accuracy": accuracy, "test_loss": loss}
-            diverged = [] if math.isfinite(loss) else ["the test loss"]
-        recorder.record_round(server_round, {**metrics, **row})
-        if diverged:
-            raise RunDivergedError(f"round {server_round}: the run diverged ({', '.join(diverged[:3])} not finite); "
-                                   f"the learning rate (client lr={config.lr}, or a server optimizer's step) is "
-                                   "likely too high")
-        completed_rounds = server_round
-        if server_round % config.checkpoint_every == 0 or server_round == config.num_rounds:
-            save_checkpoint(output_dir, Checkpoint(server_round, {k: v.numpy() for k, v in arrays.items()},
-                                                   recorder.rows, capture_server_state(strategy)))
+        metrics, diverged = central_evaluation(result, config, evaluation_model, bundle)
+        recorder.record_round(result.server_round, {**metrics, **client_row(result)})
+        check_divergence(result.server_round, diverged, config)
+        completed_rounds = result.server_round
+        checkpoint_round(result, config, recorder, strategy)
 
     status = "failed"
     failure: dict[str, Any] = {}

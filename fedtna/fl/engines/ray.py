@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import Any, cast
 
 from fedtna.config import RunConfig
@@ -26,18 +27,27 @@ QUIET_ENVIRONMENT = {
 
 def machine_cpus() -> int:
     """CPUs this process may run on: its affinity (taskset, a Slurm allocation's cpuset), capped by a
-    container's CPU quota as Ray reads it."""
+    container's CPU quota (cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), as Ray counts them."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # no affinity on macOS
         cpus = os.cpu_count() or 1
-    try:
-        from ray._private.utils import get_num_cpus
-
-        cpus = min(cpus, int(get_num_cpus(override_docker_cpu_warning=True)))
-    except Exception:  # noqa: BLE001 - Ray's private helper is only a cap
-        pass
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, int(quota))
     return max(1, cpus)
+
+
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The container's CPU quota in CPUs (None: no quota or no cgroup). Ray has no public API for it."""
+    try:
+        if (root / "cpu.max").exists():
+            quota, period = (root / "cpu.max").read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        return quota_us / int((root / "cpu" / "cpu.cfs_period_us").read_text()) if quota_us > 0 else None
+    except (OSError, ValueError):
+        return None
 
 
 def _hydra_setting(path: str) -> Any:
@@ -162,12 +172,14 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     """One TCP connect to the head's GCS port: ``ray.init`` would retry an address nobody serves for minutes."""
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
-    try:  # ray.init resolves 127.0.0.1/localhost to this machine's address; probe what it will dial
-        from ray._private.services import resolve_ip_for_localhost
+    dialled = host
+    if host in ("127.0.0.1", "::1", "localhost"):
+        try:  # ray.init resolves a local host to this machine's address; probe what it will dial
+            from ray.util import get_node_ip_address
 
-        dialled = resolve_ip_for_localhost(host)
-    except Exception:  # noqa: BLE001 - Ray's private helper only refines the probe
-        dialled = host
+            dialled = get_node_ip_address()
+        except Exception:  # noqa: BLE001 - only refines the probe
+            dialled = host
     try:
         with socket.create_connection((dialled, int(port)), timeout=timeout):
             pass

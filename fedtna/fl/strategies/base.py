@@ -14,7 +14,7 @@ import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from logging import WARNING
-from typing import ClassVar, cast
+from typing import ClassVar, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -24,17 +24,36 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedtna.errors import FedtnaError, RunFailedError, out_of_range
+from fedtna.errors import ConfigError, FedtnaError, RunFailedError, out_of_range
+from fedtna.fl.client_report import (
+    ANCHOR_DRIFT,
+    MASK_CHECKSUM,
+    NUM_EXAMPLES,
+    PARTITION_ID,
+    PARTITION_ID_KEY,
+    ClientReport,
+)
 from fedtna.fl.phase_metrics import accepted_checksums
 from fedtna.fl.records import Scalar, array_record, scalars
 from fedtna.fl.round_plan import RoundPlan, plan_masks, shapes_as_parameters
 from fedtna.fl.schedules import get_schedule
+from fedtna.fl.strategies.flower_options import check_flower_options
 from fedtna.fl.update_geometry import update_geometry
 from fedtna.masks import FixedMasks, derive_seed
 
-NUM_EXAMPLES = "num-examples"
-PARTITION_KEY = "partition-id"
 NON_FINITE = "holds NaN or Inf"
+
+
+FAILED_CLIENTS = "failed_clients"
+REJECTED_CLIENTS = "rejected_clients"
+
+
+class ReplyTally(NamedTuple):
+    """A round's usable replies, in partition order, and how many failed or were rejected."""
+
+    valid: list[Message]
+    failed: int
+    rejected: int
 
 
 class MaskMismatchError(FedtnaError):
@@ -63,13 +82,15 @@ class SeededStrategy(FedAvg):
         proximal_mu: FedProx's mu; clients add mu/2 * ||w - w_global||^2 (0 = off).
         min_clients_fraction: a round with fewer valid updates than this fraction of its sampled
             clients fails the run (0 = one valid update is enough).
-        **flower_options: Flower ``FedAvg`` arguments (fractions, minimum nodes, ...).
+        **flower_options: Flower ``FedAvg`` arguments; the ones fedtna does not honour are refused
+            (``fedtna.fl.strategies.flower_options``).
     """
 
     default_schedule: ClassVar[str] = "full"
 
     def __init__(self, *, seed: int, schedule: str | None = None, proximal_mu: float = 0.0,
                  min_clients_fraction: float = 0.0, **flower_options: object) -> None:
+        check_flower_options(flower_options)
         super().__init__(**flower_options)  # type: ignore[arg-type]  # Flower's FedAvg kwargs, passed through
         if proximal_mu < 0:
             raise out_of_range("strategy.proximal_mu", proximal_mu, ">= 0")
@@ -79,18 +100,17 @@ class SeededStrategy(FedAvg):
         self.proximal_mu = float(proximal_mu)
         self.min_clients_fraction = float(min_clients_fraction)
         self.sampled_clients = 0
-        self.rejected_clients = 0
         self.node_of_partition: dict[int, int] = {}
         self.partition_of_node: dict[int, int] = {}
         self.parameter_shapes: dict[str, torch.Size] = {}
         self.round_masks: FixedMasks | None = None
         self.previous_arrays: ArrayRecord | None = None
-        self.failed_clients = 0
-        self.last_train_metrics: dict[str, float] = {}
-        self.last_evaluate_metrics: dict[str, float] = {}
 
     def attach(self, node_of_partition: Mapping[int, int], parameter_shapes: Mapping[str, torch.Size]) -> None:
         """Bind what is known only at run time: the partition -> node map and the model's parameters."""
+        if len(node_of_partition) < self.min_available_nodes:
+            raise ConfigError(f"min_available_nodes={self.min_available_nodes} but only {len(node_of_partition)} "
+                              "partitions are served")
         self.node_of_partition = dict(node_of_partition)
         self.partition_of_node = {}
         for part, node in sorted(self.node_of_partition.items()):
@@ -133,7 +153,7 @@ class SeededStrategy(FedAvg):
                  kind: str) -> Message:
         """One client's message; it names the partition to use (simulated nodes may serve any)."""
         content = RecordDict({self.arrayrecord_key: arrays,
-                              self.configrecord_key: ConfigRecord({**config, PARTITION_KEY: partition})})
+                              self.configrecord_key: ConfigRecord({**config, PARTITION_ID_KEY: partition})})
         return Message(content=content, dst_node_id=self.node_of_partition[partition], message_type=kind)
 
     def configure_evaluate(
@@ -147,8 +167,8 @@ class SeededStrategy(FedAvg):
         return [self._message(arrays, evaluate_config, part, MessageType.EVALUATE) for part in chosen]
 
     # ------------------------------------------------------------- aggregate
-    def _ordered_valid(self, replies: Iterable[Message], server_round: int, kind: str) -> list[Message]:
-        """Replies without error that pass ``update_problem``, in partition order; counts the others."""
+    def _ordered_valid(self, replies: Iterable[Message], server_round: int, kind: str) -> ReplyTally:
+        """Replies without error that pass ``update_problem``, in partition order, and the others' counts."""
         replies = list(replies)
         failed = [reply for reply in replies if reply.has_error()]
         for reply in failed:
@@ -164,7 +184,6 @@ class SeededStrategy(FedAvg):
             non_finite += problem.endswith(NON_FINITE)
             log(WARNING, "round %s: rejected the update of partition %s: %s", server_round,
                 self.partition_of_reply(reply), problem)
-        self.failed_clients, self.rejected_clients = len(failed), rejected
         sampled = self.sampled_clients if kind == "train" else len(replies)
         needed = max(1, math.ceil(self.min_clients_fraction * sampled - 1e-9)) if replies else 0
         if len(valid) < needed:
@@ -173,13 +192,14 @@ class SeededStrategy(FedAvg):
                 f"round {server_round} ({kind}): {len(valid)} valid of {sampled} sampled clients, {len(failed)} "
                 f"failed, {rejected} rejected; need {needed} (min_clients_fraction={self.min_clients_fraction})"
                 + (f": {reasons}" if reasons else ""), non_finite_updates=non_finite)
-        return sorted(valid, key=self.partition_of_reply)
+        return ReplyTally(sorted(valid, key=self.partition_of_reply), failed=len(failed), rejected=rejected)
 
     def partition_of_reply(self, reply: Message) -> int:
         """The partition a reply trained on: its ``partition_id`` metric (a simulated node may serve several
         partitions), else the partition of the node it came from."""
-        if reply.has_content() and "metrics" in reply.content and "partition_id" in reply.content["metrics"]:
-            return int(scalars(reply.content, "metrics")["partition_id"])
+        report = report_of(reply)
+        if report is not None and report.partition_id is not None:
+            return report.partition_id
         return self.partition_of_node.get(reply.metadata.src_node_id, -1)
 
     def update_problem(self, reply: Message) -> str | None:
@@ -198,8 +218,9 @@ class SeededStrategy(FedAvg):
             values = got.numpy()
             if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
                 return f"{key} {NON_FINITE}"
-        examples = scalars(reply.content, "metrics").get(NUM_EXAMPLES, 0) if "metrics" in reply.content else 0
-        if not examples or examples <= 0:
+        report = report_of(reply)
+        examples = report.num_examples if report is not None else 0
+        if examples <= 0:
             return f"{NUM_EXAMPLES}={examples!r} is not a positive count"
         return None
 
@@ -211,8 +232,7 @@ class SeededStrategy(FedAvg):
         if self.round_masks is None:
             return
         accepted = accepted_checksums(self.phase_masks())
-        reported = {self.partition_of_reply(reply): int(scalars(reply.content, "metrics")["mask_checksum"])
-                    for reply in replies}
+        reported = {self.partition_of_reply(reply): checksum_of(reply) for reply in replies}
         wrong = {part: value for part, value in reported.items() if value not in accepted}
         if wrong:
             expected = next(iter(accepted)) if len(accepted) == 1 else f"one of {sorted(accepted)}"
@@ -244,15 +264,16 @@ class SeededStrategy(FedAvg):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Sample-size-weighted mean in partition order, with exact anchors."""
-        valid = self._ordered_valid(replies, server_round, "train")
+        tally = self._ordered_valid(replies, server_round, "train")
+        valid = tally.valid
         if not valid:
             return None, None
         self._check_checksums(server_round, valid)
         first = array_record(valid[0].content, self.arrayrecord_key)
         clients = [{key: array_record(reply.content, self.arrayrecord_key)[key].numpy() for key in first}
                    for reply in valid]
-        weights = np.array([float(scalars(reply.content, "metrics")[NUM_EXAMPLES]) for reply in valid],
-                           dtype=np.float64)
+        weights = np.array([float(ClientReport.from_record(scalars(reply.content, "metrics")).num_examples)
+                            for reply in valid], dtype=np.float64)
         averaged = self._weighted_mean_arrays(clients, weights)
         assert self.previous_arrays is not None
         dtypes = {key: self.previous_arrays[key].numpy().dtype for key in averaged}
@@ -263,19 +284,32 @@ class SeededStrategy(FedAvg):
         metrics.update(update_geometry({key: self.previous_arrays[key].numpy() for key in averaged}, clients,
                                        weights, averaged).as_metrics())
         metrics["clients"] = len(valid)
-        metrics["failed_clients"] = self.failed_clients
-        metrics["rejected_clients"] = self.rejected_clients
-        self.last_train_metrics = metrics
+        metrics[FAILED_CLIENTS] = tally.failed
+        metrics[REJECTED_CLIENTS] = tally.rejected
         return as_array_record(averaged), MetricRecord(dict(metrics))
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         """Weighted mean of the clients' evaluation metrics, in partition order."""
-        valid = self._ordered_valid(replies, server_round, "evaluate")
+        valid = self._ordered_valid(replies, server_round, "evaluate").valid
         if not valid:
             return None
         metrics = aggregate_client_metrics([scalars(reply.content, "metrics") for reply in valid])
-        self.last_evaluate_metrics = metrics
         return MetricRecord(dict(metrics))
+
+
+def report_of(reply: Message) -> ClientReport | None:
+    """The ClientReport of a reply (None when it carries no metrics)."""
+    if not reply.has_content() or "metrics" not in reply.content:
+        return None
+    return ClientReport.from_record(scalars(reply.content, "metrics"))
+
+
+def checksum_of(reply: Message) -> int:
+    """The mask checksum a reply reports; a MaskMismatchError when it reports none."""
+    report = report_of(reply)
+    if report is None or report.mask is None:
+        raise MaskMismatchError(f"a client of node {reply.metadata.src_node_id} reported no {MASK_CHECKSUM}")
+    return report.mask.mask_checksum
 
 
 def as_array_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
@@ -283,8 +317,8 @@ def as_array_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
     return ArrayRecord(array_dict={key: Array(np.ascontiguousarray(value)) for key, value in arrays.items()})
 
 
-MAX_KEYS = ("anchor_drift",)
-SKIPPED_KEYS = ("mask_checksum", "partition_id", NUM_EXAMPLES)
+MAX_KEYS = (ANCHOR_DRIFT,)
+SKIPPED_KEYS = (MASK_CHECKSUM, PARTITION_ID, NUM_EXAMPLES)
 
 
 def aggregate_client_metrics(records: Sequence[Mapping[str, Scalar]]) -> dict[str, float]:
