@@ -9,6 +9,7 @@ Hydra overrides in ``context.run_config["overrides"]`` when ``cfg-json`` is empt
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -89,6 +90,8 @@ def train_on_partition(config: RunConfig, partition_id: int, message: Message) -
     fault = fault_for(plan.round_seed, partition_id, config.faults)
     if fault is Fault.CRASH:
         raise InjectedCrash(f"injected crash (faults.crash) of partition {partition_id} in round {plan.server_round}")
+    if fault is Fault.DELAY:
+        time.sleep(config.faults.delay_seconds)  # a straggler (faults.delay): late, then it trains as usual
     model = client_model(config)
     _load_global(model, message)
     inputs, labels = client_data(config, partition_id)
