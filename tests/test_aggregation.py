@@ -272,6 +272,28 @@ def test_failed_replies_are_counted_and_all_failing_raises() -> None:
         strategy.aggregate_evaluate(1, all_failed)
 
 
+def test_sampled_clients_without_a_reply_count_as_failed() -> None:
+    """A reply missing at round_timeout (straggler, cut link) is a failed client; the round goes on."""
+    strategy = make(FedAvg)
+    sent = global_arrays()
+    messages = configure(strategy, 1, sent)
+    replies = replies_for(strategy, messages, sent)
+    errored = Message(Error(code=0, reason="node unavailable"), reply_to=messages[1])
+
+    arrays, metrics = strategy.aggregate_train(1, [replies[2]])  # partitions 0 and 1 never answered
+
+    assert_bitwise_equal(as_numpy(arrays)["w"], reference_mean([replies[2]], {"w": np.dtype(np.float32)})["w"])
+    assert (metrics["clients"], metrics["failed_clients"], metrics["rejected_clients"]) == (1, 2, 0)
+    _, metrics = strategy.aggregate_train(1, [errored, replies[2]])  # one error reply, one missing
+    assert (metrics["clients"], metrics["failed_clients"]) == (1, 2)
+    _, metrics = strategy.aggregate_train(1, replies)
+    assert metrics["failed_clients"] == 0
+    strict = make(FedAvg, min_clients_fraction=1.0)
+    configure(strict, 1, sent)
+    with pytest.raises(ClientFailureError, match="2 valid of 3 sampled clients, 1 failed"):
+        strict.aggregate_train(1, replies[:2])
+
+
 def test_aggregate_client_metrics() -> None:
     records = [
         MetricRecord({"num-examples": 10, "train_loss": 1.0, "accuracy": 0.5, "anchor_drift": 0.4,

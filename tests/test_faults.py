@@ -19,13 +19,33 @@ from tests.conftest import InProcessGrid
 
 
 def test_fault_draws_are_seeded_and_follow_the_probabilities() -> None:
-    faults = FaultSettings(crash=0.2, nan=0.1)
+    faults = FaultSettings(crash=0.2, nan=0.1, delay=0.0, delay_seconds=0.0)
     draws = [fault_for(derive_seed(0, "round", r), p, faults) for r in range(200) for p in range(10)]
     assert draws == [fault_for(derive_seed(0, "round", r), p, faults) for r in range(200) for p in range(10)]
     counts = Counter(draws)
     assert abs(counts[Fault.CRASH] / len(draws) - 0.2) < 0.03
     assert abs(counts[Fault.NAN] / len(draws) - 0.1) < 0.03
-    assert fault_for(123, 4, FaultSettings(crash=0.0, nan=0.0)) is Fault.NONE
+    assert fault_for(123, 4, FaultSettings(crash=0.0, nan=0.0, delay=0.0, delay_seconds=0.0)) is Fault.NONE
+    # a delay probability draws stragglers from the clients that neither crash nor reply NaN
+    slow = FaultSettings(crash=0.2, nan=0.1, delay=0.3, delay_seconds=5.0)
+    delayed = [fault_for(derive_seed(0, "round", r), p, slow) for r in range(200) for p in range(10)]
+    assert all(d is e or (e is Fault.NONE and d is Fault.DELAY) for e, d in zip(draws, delayed, strict=True))
+    assert abs(Counter(delayed)[Fault.DELAY] / len(delayed) - 0.3) < 0.03
+
+
+def test_delayed_clients_sleep_then_train(run_config_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """faults.delay: the drawn clients sleep delay_seconds in the train handler, then reply as usual."""
+    import fedtna.fl.client_app as client_app
+
+    slept: list[float] = []
+    monkeypatch.setattr(client_app.time, "sleep", slept.append)
+    config = run_config_factory("faults.delay=0.5", "faults.delay_seconds=7.5", "num_clients=4", "num_rounds=2",
+                                "seed=5")
+    summary = run_server(InProcessGrid(config, 4), config)
+    assert summary["status"] == "completed"
+    expected = sum(fault_for(derive_seed(5, "round", r), p, config.faults) is Fault.DELAY
+                   for r in (1, 2) for p in range(4))
+    assert expected > 0 and slept.count(7.5) == expected
 
 
 def test_injected_faults_are_counted_exactly_and_the_run_finishes(run_config_factory) -> None:

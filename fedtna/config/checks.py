@@ -62,6 +62,8 @@ RUN_CHECKS: list[RangeCheck] = [
     ("min_clients_fraction", lambda v: 0.0 <= v <= 1.0, "[0, 1]"),
     ("faults.crash", lambda v: 0.0 <= v <= 1.0, "[0, 1]"),
     ("faults.nan", lambda v: 0.0 <= v <= 1.0, "[0, 1]"),
+    ("faults.delay", lambda v: 0.0 <= v <= 1.0, "[0, 1]"),
+    ("faults.delay_seconds", lambda v: v >= 0.0, ">= 0"),
     ("wandb.mode", *_one_of(WANDB_MODES)),
     ("simulation.threads_per_client", lambda v: v >= 1, ">= 1"),
     ("simulation.local_workers", lambda v: v >= 0, ">= 0 (0 = clients run in the server's process)"),
@@ -122,8 +124,9 @@ def check_run_config(config: RunConfig) -> None:
     """Checks of a federated run that need no data and no model."""
     _check_shared(config)
     apply_checks(config, RUN_CHECKS)
-    if config.faults.crash + config.faults.nan > 1.0:
-        raise out_of_range("faults.crash + faults.nan", config.faults.crash + config.faults.nan, "<= 1")
+    fault_total = config.faults.crash + config.faults.nan + config.faults.delay
+    if fault_total > 1.0:
+        raise out_of_range("faults.crash + faults.nan + faults.delay", fault_total, "<= 1")
     if config.wandb.mode == "online" and not wandb_credentials_present():
         raise ConfigError("wandb.mode=online needs a wandb API key and none was found (WANDB_API_KEY or a netrc "
                           "entry for the wandb host): run `wandb login`, or use wandb.mode=offline")

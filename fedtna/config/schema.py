@@ -68,10 +68,13 @@ class SimulationSettings:
 
 @dataclass
 class FaultSettings:
-    """Seeded fault injection: per client and round, the probability of crashing or of replying NaN."""
+    """Seeded fault injection: per client and round, the probability of crashing, of replying NaN, or of
+    straggling (sleeping ``delay_seconds`` before training)."""
 
     crash: float = _required()
     nan: float = _required()
+    delay: float = _required()
+    delay_seconds: float = _required()
 
 
 @dataclass

@@ -29,6 +29,9 @@ any node whose key was not registered.
 A SuperNode lost after the first round does not stop the run: Flower answers messages to it
 with errors once its heartbeat expires (at most ~60 s), the round goes on with the others
 and ``failed_clients`` counts it. The exit status still says whether the run completed.
+A SuperLink that dies takes the run with it (its ServerApp runs under it): fedtna-deploy
+exits 1 saying so and which round is checkpointed; ``fedtna-deploy resume=<output dir>``
+continues the run from there in the same folder (its saved config; a finished run is not rerun).
 
 Across real machines
 --------------------
@@ -92,6 +95,7 @@ from fedtna.deploy.errors import DeploymentError
 from fedtna.deploy.local import DeployResult, deploy_local
 from fedtna.deploy.run_config import compose_run_config, write_run_config_toml
 from fedtna.errors import FedtnaError
+from fedtna.fl.resume import resolve_resume
 
 DEPLOYMENT_FAILED_EXIT = 1
 USAGE_ERROR_EXIT = 2
@@ -163,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         config = compose_run_config(args.overrides, args.output_dir)
+        config, finished = resolve_resume(config, args.overrides)
+        if finished is not None:  # resume= names a run that completed: nothing left to run
+            print(json.dumps(finished))
+            return 0
         if args.print_commands:
             print_commands(config, args.superlink_host, args.certs, args.auth)
             return 0

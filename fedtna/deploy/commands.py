@@ -20,10 +20,13 @@ AUTH_NEEDS_TLS = ("SuperNode authentication needs TLS: make certificates with `b
 
 
 def superlink_argv(fleet: str, control: str, serverappio: str, certs_dir: str | Path | None = None,
-                   executable: str = "flower-superlink", auth: bool = False) -> list[str]:
+                   executable: str = "flower-superlink", auth: bool = False,
+                   database: str | Path | None = None) -> list[str]:
     """``flower-superlink`` command line; ``--insecure`` unless ``certs_dir`` holds ca.crt/server.pem/server.key.
 
     ``auth``: ``--enable-supernode-auth`` (only registered SuperNode keys may connect; needs TLS).
+    ``database``: keep the SuperLink's state (runs, nodes, keys) in this SQLite file (``--database``),
+    so a restarted SuperLink finds it; without it the state lives in memory.
     """
     argv = [executable]
     if certs_dir is None:
@@ -36,6 +39,8 @@ def superlink_argv(fleet: str, control: str, serverappio: str, certs_dir: str | 
                  "--ssl-keyfile", str(certs / "server.key")]
     if auth:
         argv.append("--enable-supernode-auth")
+    if database is not None:
+        argv += ["--database", str(database)]
     return [*argv, "--fleet-api-address", fleet, "--control-api-address", control,
             "--serverappio-api-address", serverappio, "--disable-runtime-dependency-installation"]
 

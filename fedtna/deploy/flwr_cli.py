@@ -65,11 +65,14 @@ def write_connection_config(flwr_home: str | Path, name: str, address: str,
 
 
 def flwr_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 120.0,
-             cwd: str | Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``flwr <args>`` and return the completed process (whatever its exit code)."""
+             cwd: str | Path | None = None, prefix: Sequence[str] = ()) -> subprocess.CompletedProcess:
+    """Run ``flwr <args>`` and return the completed process (whatever its exit code).
+
+    ``prefix`` goes before the command, e.g. ``ip netns exec <ns>`` to run it in a network namespace.
+    """
     try:
-        return subprocess.run([flower_executable("flwr"), *args], env=dict(env), cwd=cwd, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run([*prefix, flower_executable("flwr"), *args], env=dict(env), cwd=cwd,
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as error:
         raise DeploymentError(f"`flwr {' '.join(args)}` did not answer within {timeout:.0f} s") from error
 
@@ -89,45 +92,50 @@ def _json_of(completed: subprocess.CompletedProcess, what: str) -> dict[str, Any
     raise DeploymentError(f"{what} failed (exit {completed.returncode}): {detail or output}")
 
 
-def submit_run(app_dir: str | Path, connection: str, run_config_toml: str | Path, env: Mapping[str, str]) -> int:
+def submit_run(app_dir: str | Path, connection: str, run_config_toml: str | Path, env: Mapping[str, str],
+               prefix: Sequence[str] = ()) -> int:
     """``flwr run <app_dir> <connection> --run-config <toml> --format json``; returns the run id."""
     completed = flwr_cli(["run", str(app_dir), connection, "--run-config", str(run_config_toml),
-                          "--format", "json"], env, timeout=300)
+                          "--format", "json"], env, timeout=300, prefix=prefix)
     return int(_json_of(completed, "flwr run")["run-id"])
 
 
-def run_status(run_id: int, connection: str, env: Mapping[str, str]) -> str:
+def run_status(run_id: int, connection: str, env: Mapping[str, str], prefix: Sequence[str] = ()) -> str:
     """The status text of a run, e.g. ``running`` or ``finished:completed``."""
-    payload = _json_of(flwr_cli(["ls", connection, "--run-id", str(run_id), "--format", "json"], env),
-                       "flwr ls")
+    payload = _json_of(flwr_cli(["ls", connection, "--run-id", str(run_id), "--format", "json"], env,
+                                prefix=prefix), "flwr ls")
     runs = payload.get("runs") or []
     if not runs:
         raise DeploymentError(f"flwr ls knows no run {run_id}")
     return str(runs[0]["status"])
 
 
-def stop_run(run_id: int, connection: str, env: Mapping[str, str]) -> None:
+def stop_run(run_id: int, connection: str, env: Mapping[str, str], prefix: Sequence[str] = ()) -> None:
     """``flwr stop <run_id>`` (best effort: the exit code is not checked)."""
-    flwr_cli(["stop", str(run_id), connection], env, timeout=60)
+    flwr_cli(["stop", str(run_id), connection], env, timeout=60, prefix=prefix)
 
 
-def run_log_tail(run_id: int, connection: str, env: Mapping[str, str], lines: int = 40) -> str:
+def run_log_tail(run_id: int, connection: str, env: Mapping[str, str], lines: int = 40,
+                 prefix: Sequence[str] = ()) -> str:
     """The last ``lines`` lines of ``flwr log <run_id> --show`` (best effort)."""
     try:
-        completed = flwr_cli(["log", str(run_id), connection, "--show"], env, timeout=60)
+        completed = flwr_cli(["log", str(run_id), connection, "--show"], env, timeout=60, prefix=prefix)
     except DeploymentError as error:
         return str(error)
     text = (completed.stdout + completed.stderr).rstrip()
     return "\n".join(text.splitlines()[-lines:])
 
 
-def register_supernode(public_key: str | Path, connection: str, env: Mapping[str, str]) -> int:
+def register_supernode(public_key: str | Path, connection: str, env: Mapping[str, str],
+                       prefix: Sequence[str] = ()) -> int:
     """``flwr supernode register <public_key> <connection> --format json``; returns the node id."""
-    completed = flwr_cli(["supernode", "register", str(public_key), connection, "--format", "json"], env)
+    completed = flwr_cli(["supernode", "register", str(public_key), connection, "--format", "json"], env,
+                         prefix=prefix)
     return int(_json_of(completed, f"flwr supernode register {public_key}")["node-id"])
 
 
-def list_supernodes(connection: str, env: Mapping[str, str]) -> dict[int, str]:
+def list_supernodes(connection: str, env: Mapping[str, str], prefix: Sequence[str] = ()) -> dict[int, str]:
     """``flwr supernode ls --format json``: node id -> status (registered, online, offline, ...)."""
-    payload = _json_of(flwr_cli(["supernode", "ls", connection, "--format", "json"], env), "flwr supernode ls")
+    payload = _json_of(flwr_cli(["supernode", "ls", connection, "--format", "json"], env, prefix=prefix),
+                       "flwr supernode ls")
     return {int(node["node-id"]): str(node["status"]) for node in payload.get("nodes") or []}

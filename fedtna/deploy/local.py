@@ -10,12 +10,13 @@ carrying the last lines of ``flwr log``. :func:`deploy_local` does all of it for
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from fedtna.config import RunConfig
 from fedtna.deploy.app import APP_DIR_NAME, stage_app
 from fedtna.deploy.auth import NodeKey, make_node_keys
 from fedtna.deploy.commands import AUTH_NEEDS_TLS, superlink_argv, supernode_argv
-from fedtna.deploy.control import ControlClient
+from fedtna.deploy.control import ControlClient, ControlProcess, ControlUnavailableError
 from fedtna.deploy.errors import DeploymentError
 from fedtna.deploy.flwr_cli import (
     flower_env,
@@ -41,11 +42,13 @@ from fedtna.deploy.flwr_cli import (
 )
 from fedtna.deploy.processes import LOOPBACK, Daemon, free_ports, start_daemon, stop_all, wait_until_listening
 from fedtna.deploy.run_config import plain_run_config, write_run_config_toml
+from fedtna.fl.checkpoint import load_checkpoint
 from fedtna.fl.experiment import prepare, write_config
 
 CONNECTION = "fedtna-local"
 COMPLETED = "finished:completed"
 CERT_FILES = ("ca.crt", "server.pem", "server.key")
+STATE_DATABASE = "superlink-state.db"
 
 
 @dataclass
@@ -100,11 +103,19 @@ class LocalDeployment:
     A SuperNode that dies after the first round was recorded is a lost client, not a failed
     deployment: Flower answers the messages sent to it with errors (after its heartbeat
     expires, at most ~60 s) and the strategy counts it in ``failed_clients``.
+
+    Hosts: the SuperLink's Fleet and Control APIs serve on ``host``; the ServerAppIo and
+    ClientAppIo APIs stay on each daemon's own loopback. ``superlink_prefix`` and
+    ``supernode_prefixes`` (one per SuperNode) go before the daemons' commands, e.g.
+    ``ip netns exec <ns>`` to run each in its own network namespace; the ``flwr`` CLI and the
+    status queries then run behind ``superlink_prefix`` too. ``database``: the SuperLink keeps
+    its state in ``<work_dir>/superlink-state.db``, so :meth:`restart_superlink` finds it again.
     """
 
     def __init__(self, num_supernodes: int, log_dir: str | Path | None = None, *,
                  certs_dir: str | Path | None = None, host: str = LOOPBACK, ready_timeout: float = 60.0,
-                 work_dir: str | Path | None = None, auth: bool = False) -> None:
+                 work_dir: str | Path | None = None, auth: bool = False, superlink_prefix: Sequence[str] = (),
+                 supernode_prefixes: Sequence[Sequence[str]] = (), database: bool = False) -> None:
         if num_supernodes < 1:
             raise DeploymentError(f"num_supernodes={num_supernodes} must be >= 1")
         if auth and certs_dir is None:
@@ -118,16 +129,21 @@ class LocalDeployment:
         self.supernodes: list[Daemon] = []
         self.lost_supernodes: list[str] = []
         self.ready_timeout = ready_timeout
+        self.superlink_prefix = list(superlink_prefix)
+        self.supernode_prefixes = [list(prefix) for prefix in supernode_prefixes]
         self._own_work_dir = work_dir is None
         self.work_dir = Path(tempfile.mkdtemp(prefix="fedtna-deploy-") if work_dir is None else work_dir)
         self.log_dir = Path(log_dir) if log_dir else self.work_dir / "logs"
         self.daemons: list[Daemon] = []
         self.timings: dict[str, float] = {}
-        self._control: ControlClient | None = None
+        self._control: ControlClient | ControlProcess | None = None
         self._app_dir: Path | None = None
-        ports = free_ports(3 + num_supernodes, host)
-        self.serverappio, self.fleet, self.control = (f"{host}:{port}" for port in ports[:3])
-        self.clientappio = [f"{host}:{port}" for port in ports[3:]]
+        self.runs: list[int] = []  # run ids submitted here, in order
+        self.database = self.work_dir / STATE_DATABASE if database else None
+        ports = free_ports(3 + num_supernodes)  # free here; other namespaces start with every port free
+        self.serverappio = f"{LOOPBACK}:{ports[0]}"
+        self.fleet, self.control = (f"{host}:{port}" for port in ports[1:3])
+        self.clientappio = [f"{LOOPBACK}:{port}" for port in ports[3:]]
         self.cli_env = flower_env(self.work_dir / "home" / "cli")
         write_connection_config(self.work_dir / "home" / "cli", CONNECTION, self.control, self.ca_certificate)
 
@@ -152,13 +168,7 @@ class LocalDeployment:
         """Start the SuperLink, wait for its Control and Fleet APIs, register the node keys (``auth``),
         then start the SuperNodes."""
         started = time.perf_counter()
-        superlink = start_daemon(
-            "superlink", superlink_argv(self.fleet, self.control, self.serverappio, self.certs_dir,
-                                        flower_executable("flower-superlink"), auth=self.auth),
-            flower_env(self.work_dir / "home" / "superlink"), self.log_dir / "superlink.log", cwd=self.work_dir)
-        self.daemons.append(superlink)
-        wait_until_listening(superlink, self.control, self.ready_timeout)
-        wait_until_listening(superlink, self.fleet, self.ready_timeout)
+        self._start_superlink()
         self.timings["superlink_ready_s"] = round(time.perf_counter() - started, 3)
         if self.auth:
             self.node_keys = make_node_keys(self.work_dir / "keys", self.num_supernodes)
@@ -169,33 +179,74 @@ class LocalDeployment:
             private_key = self.node_keys[partition_id].private_key if self.auth else None
             self.supernodes.append(self.start_supernode(partition_id, address, private_key=private_key))
         for supernode, address in zip(self.supernodes, self.clientappio, strict=True):
-            wait_until_listening(supernode, address, self.ready_timeout)
+            wait_until_listening(supernode, address, self.ready_timeout, in_namespace=bool(supernode.prefix))
         self.timings["startup_s"] = round(time.perf_counter() - started, 3)
+
+    def _start_superlink(self) -> Daemon:
+        """Start the SuperLink as ``daemons[0]`` and wait for its Control and Fleet APIs."""
+        argv = superlink_argv(self.fleet, self.control, self.serverappio, self.certs_dir,
+                              flower_executable("flower-superlink"), auth=self.auth, database=self.database)
+        superlink = start_daemon("superlink", argv, flower_env(self.work_dir / "home" / "superlink"),
+                                 self.log_dir / "superlink.log", cwd=self.work_dir, prefix=self.superlink_prefix)
+        if self.daemons:
+            self.daemons[0] = superlink
+        else:
+            self.daemons.append(superlink)
+        for address in (self.control, self.fleet):
+            wait_until_listening(superlink, address, self.ready_timeout, in_namespace=bool(self.superlink_prefix))
+        return superlink
+
+    def restart_superlink(self) -> dict[int, str]:
+        """SIGKILL whatever is left of the SuperLink's process group (its ServerApps with it), start it again
+        with the same command line, wait until it listens and stop the runs it had going.
+
+        With ``database`` it reopens its state (runs, nodes, registered keys) and the SuperNodes
+        reconnect on their own (Flower retries with backoff, at most 20 s apart). A run whose
+        ServerApp died with the old SuperLink is lost, yet Flower 1.32 lists it as ``running`` until
+        its heartbeat lapses (2 x 30 s) and then fails it; this stops it at once. Returns
+        run id -> final status of the runs submitted here (``finished:stopped`` for the lost ones).
+        """
+        if not self.daemons:
+            raise DeploymentError("the deployment was not started")
+        self.daemons[0].kill()
+        self._start_superlink()
+        statuses = {}
+        for run_id in self.runs:
+            with contextlib.suppress(DeploymentError):  # a SuperLink without a database knows no run
+                statuses[run_id] = self.status(run_id)
+                if not statuses[run_id].startswith("finished"):
+                    stop_run(run_id, CONNECTION, self.cli_env, prefix=self.superlink_prefix)
+                    statuses[run_id] = self.status(run_id)
+        return statuses
 
     def register_key(self, key: NodeKey) -> int:
         """``flwr supernode register`` the node's public key with this SuperLink; returns the node id."""
-        return register_supernode(key.public_key, CONNECTION, self.cli_env)
+        return register_supernode(key.public_key, CONNECTION, self.cli_env, prefix=self.superlink_prefix)
 
     def start_supernode(self, partition_id: int, clientappio: str | None = None, *, name: str | None = None,
-                        private_key: str | Path | None = None, num_partitions: int | None = None) -> Daemon:
+                        private_key: str | Path | None = None, num_partitions: int | None = None,
+                        prefix: Sequence[str] | None = None) -> Daemon:
         """Start one ``flower-supernode`` (stopped with the deployment) and return it without waiting.
 
         The deployment's own SuperNodes are started by :meth:`start`; an extra one (e.g. a node
-        with a key the SuperLink does not know) is not one of ``supernodes``.
+        with a key the SuperLink does not know) is not one of ``supernodes``. ``prefix``: its
+        command prefix (default: ``supernode_prefixes[partition_id]`` when there is one).
         """
         name = name or f"supernode-{partition_id}"
-        clientappio = clientappio or f"{self.host}:{free_ports(1, self.host)[0]}"
+        clientappio = clientappio or f"{LOOPBACK}:{free_ports(1)[0]}"
+        if prefix is None:
+            prefix = self.supernode_prefixes[partition_id] if partition_id < len(self.supernode_prefixes) else []
         argv = supernode_argv(self.fleet, clientappio, partition_id,
                               self.num_supernodes if num_partitions is None else num_partitions,
                               self.certs_dir, flower_executable("flower-supernode"), private_key=private_key)
         daemon = start_daemon(name, argv, flower_env(self.work_dir / "home" / name), self.log_dir / f"{name}.log",
-                              cwd=self.work_dir)
+                              cwd=self.work_dir, prefix=prefix)
         self.daemons.append(daemon)
         return daemon
 
     def supernode_status(self) -> dict[int, str]:
         """The SuperLink's SuperNodes (``flwr supernode ls``): node id -> status."""
-        return list_supernodes(CONNECTION, self.cli_env)
+        return list_supernodes(CONNECTION, self.cli_env, prefix=self.superlink_prefix)
 
     def stop(self, keep_logs: bool = False) -> None:
         """Terminate every daemon with its children; remove a private work dir (its logs stay if ``keep_logs``)."""
@@ -242,40 +293,62 @@ class LocalDeployment:
         plain = plain_run_config(config)
         toml_path = write_run_config_toml(plain, self.log_dir / "run_config.toml")
         Path(plain["output_dir"]).mkdir(parents=True, exist_ok=True)
-        return submit_run(self.staged_app_dir(), CONNECTION, toml_path, self.cli_env)
+        run_id = submit_run(self.staged_app_dir(), CONNECTION, toml_path, self.cli_env, prefix=self.superlink_prefix)
+        self.runs.append(run_id)
+        return run_id
 
     def status(self, run_id: int) -> str:
-        """The run's status via the Control API; falls back to ``flwr ls --format json``."""
+        """The run's status via the Control API; falls back to ``flwr ls --format json``.
+
+        Behind ``superlink_prefix`` the Control API is asked from a :class:`ControlProcess` there.
+        """
         try:
             if self._control is None:
-                self._control = ControlClient(self.control, self.ca_certificate)
+                self._control = (ControlProcess(self.superlink_prefix, self.control, self.ca_certificate,
+                                                self.cli_env) if self.superlink_prefix
+                                 else ControlClient(self.control, self.ca_certificate))
             return self._control.status(run_id)
-        except grpc.RpcError:  # the CLI reports connection and API trouble in its own words
-            return run_status(run_id, CONNECTION, self.cli_env)
+        except (grpc.RpcError, ControlUnavailableError):  # the CLI reports trouble in its own words
+            if isinstance(self._control, ControlProcess) and self._control.process.poll() is not None:
+                self._control = None  # the helper ended: start a new one next time
+            return run_status(run_id, CONNECTION, self.cli_env, prefix=self.superlink_prefix)
 
     def wait(self, run_id: int, timeout: float | None = None, poll: float = 1.0,
              output_dir: str | Path | None = None) -> str:
         """Poll the run's status until it finished; returns the status text.
 
         Once ``output_dir`` holds a recorded round (partitions were discovered), a SuperNode that
-        dies is a lost client (``lost_supernodes``); before that it fails the deployment.
+        dies is a lost client (``lost_supernodes``); before that it fails the deployment. A SuperLink
+        that dies takes the run with it: that raises at once, saying where to resume from.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         metrics = None if output_dir is None else Path(output_dir) / "metrics.jsonl"
         while True:
-            status = self.status(run_id)
+            self._check_superlink(run_id, output_dir)
+            try:
+                status = self.status(run_id)
+            except DeploymentError:
+                self._check_superlink(run_id, output_dir)  # its death explains the failed query best
+                raise
             if status.startswith("finished"):
                 return status
             self.check_daemons(tolerate_lost_supernodes=metrics is not None and _has_a_round(metrics))
             if deadline is not None and time.monotonic() > deadline:
-                stop_run(run_id, CONNECTION, self.cli_env)
+                stop_run(run_id, CONNECTION, self.cli_env, prefix=self.superlink_prefix)
                 raise DeploymentError(f"run {run_id} still {status!r} after {timeout:.0f} s; stopped it.\n"
                                       f"last lines of `flwr log`:\n{self.log_tail(run_id)}")
             time.sleep(poll)
 
+    def _check_superlink(self, run_id: int, output_dir: str | Path | None) -> None:
+        """Raise, in one first line, that the run is lost when the SuperLink died (and where to resume)."""
+        superlink = self.daemons[0] if self.daemons else None
+        if superlink is not None and not superlink.alive():
+            raise DeploymentError(f"the SuperLink exited with code {superlink.process.returncode} during run "
+                                  f"{run_id}: the run is lost{_resume_hint(output_dir)}\n{superlink.log_tail(10)}")
+
     def log_tail(self, run_id: int, lines: int = 40) -> str:
         """The last lines of ``flwr log`` for the run."""
-        return run_log_tail(run_id, CONNECTION, self.cli_env, lines)
+        return run_log_tail(run_id, CONNECTION, self.cli_env, lines, prefix=self.superlink_prefix)
 
     def run(self, config: RunConfig | Mapping[str, Any], timeout: float | None = None) -> DeployResult:
         """Submit ``config``, wait until the run finished, raise unless it completed."""
@@ -290,6 +363,14 @@ class LocalDeployment:
             raise DeploymentError(f"run {run_id} ended {status!r} (logs in {self.log_dir}).\n"
                                   f"last lines of `flwr log`:\n{self.log_tail(run_id)}\n{supernode_tails}")
         return DeployResult(run_id, status, output_dir, self.log_dir, dict(self.timings), list(self.lost_supernodes))
+
+
+def _resume_hint(output_dir: str | Path | None) -> str:
+    """``; round N is checkpointed: resume=<dir> continues it`` when ``output_dir`` holds a checkpoint."""
+    checkpoint = load_checkpoint(output_dir) if output_dir is not None else None
+    if checkpoint is None:
+        return " (no round was checkpointed: start it again)" if output_dir is not None else ""
+    return f"; round {checkpoint.server_round} is checkpointed: resume={output_dir} continues it"
 
 
 def _has_a_round(metrics: Path) -> bool:

@@ -9,6 +9,7 @@ so start deployments from the main thread.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import socket
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -24,6 +25,7 @@ from fedtna.deploy.errors import DeploymentError
 
 LOOPBACK = "127.0.0.1"
 PR_SET_PDEATHSIG = 1
+TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
 
 
 def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
@@ -45,6 +47,35 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True
     return False
+
+
+def listening(pid: int, address: str) -> bool:
+    """Whether a TCP socket listens on ``address`` (IPv4 host:port) in the network namespace of ``pid``.
+
+    Reads ``/proc/<pid>/net/tcp`` and ``tcp6`` (gRPC may listen on a dual-stack socket), which
+    list the sockets of that process's namespace, so it also sees daemons started inside
+    another network namespace (Linux only; False elsewhere).
+    """
+    host, port = address.rsplit(":", 1)
+    wanted = {ipaddress.IPv4Address(host), ipaddress.IPv4Address("0.0.0.0")}
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                local_ip, local_port = fields[1].split(":")
+                if fields[3] == TCP_LISTEN and int(local_port, 16) == int(port) and _proc_ip(local_ip) in wanted:
+                    return True
+    return False
+
+
+def _proc_ip(hex_address: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address of a /proc/net/tcp{,6} address column (IPv6 any and v4-mapped count), else None."""
+    raw = bytes.fromhex(hex_address)
+    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # 32-bit words in host (little) order
+    if len(raw) == 4:
+        return ipaddress.IPv4Address(raw)
+    v6 = ipaddress.IPv6Address(raw)
+    return ipaddress.IPv4Address("0.0.0.0") if v6 == ipaddress.IPv6Address("::") else v6.ipv4_mapped
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -81,6 +112,7 @@ class Daemon:
     log_path: Path
     process: subprocess.Popen
     log_handle: IO[bytes]
+    prefix: list[str] = field(default_factory=list)  # the command prefix argv starts with (e.g. ip netns exec)
 
     def alive(self) -> bool:
         """Whether the daemon itself still runs."""
@@ -116,23 +148,32 @@ class Daemon:
 
 
 def start_daemon(name: str, argv: list[str], env: Mapping[str, str], log_path: Path,
-                 cwd: str | Path | None = None) -> Daemon:
-    """Popen ``argv`` in its own session with stdout and stderr appended to ``log_path``."""
+                 cwd: str | Path | None = None, prefix: Sequence[str] = ()) -> Daemon:
+    """Popen ``[*prefix, *argv]`` in its own session with stdout and stderr appended to ``log_path``.
+
+    ``prefix`` must exec the command in place (as ``ip netns exec <ns>`` does), so the daemon's
+    pid and process group stay the ones started here.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handle = log_path.open("ab")
+    argv = [*prefix, *argv]
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, env=dict(env),
         cwd=cwd, start_new_session=True,
         preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
-    return Daemon(name, argv, log_path, process, handle)
+    return Daemon(name, argv, log_path, process, handle, list(prefix))
 
 
-def wait_until_listening(daemon: Daemon, address: str, timeout: float) -> None:
-    """Block until ``address`` (host:port) accepts connections; raise if the daemon dies or time runs out."""
+def wait_until_listening(daemon: Daemon, address: str, timeout: float, in_namespace: bool = False) -> None:
+    """Block until ``address`` (host:port) accepts connections; raise if the daemon dies or time runs out.
+
+    ``in_namespace``: the daemon runs in a network namespace this process cannot reach, so look
+    for its listening socket in ``/proc/<pid>/net/tcp`` instead of connecting.
+    """
     host, port = address.rsplit(":", 1)
     deadline = time.monotonic() + timeout
-    while not port_open(host, int(port)):
+    while not (listening(daemon.process.pid, address) if in_namespace else port_open(host, int(port))):
         if not daemon.alive():
             raise daemon.died_error(f"before listening on {address}")
         if time.monotonic() > deadline:

@@ -10,6 +10,7 @@ Hydra overrides in ``context.run_config["overrides"]`` when ``cfg-json`` is empt
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -106,6 +107,8 @@ def round_fault(config: RunConfig, partition_id: int, plan: RoundPlan) -> Fault:
     fault = fault_for(plan.round_seed, partition_id, config.faults)
     if fault is Fault.CRASH:
         raise InjectedCrash(f"injected crash (faults.crash) of partition {partition_id} in round {plan.server_round}")
+    if fault is Fault.DELAY:
+        time.sleep(config.faults.delay_seconds)  # a straggler (faults.delay): late, then it trains as usual
     return fault
 
 

@@ -1,4 +1,4 @@
-"""Seeded fault injection: which client crashes or replies NaN in which round (off by default).
+"""Seeded fault injection: which client crashes, replies NaN or straggles in which round (off by default).
 
 A fault is a pure function of (round seed, partition id, probabilities), so a run, its
 resumption and a test that recounts the faults all agree.
@@ -19,6 +19,7 @@ class Fault(Enum):
     NONE = "none"
     CRASH = "crash"
     NAN = "nan"
+    DELAY = "delay"
 
 
 class InjectedCrash(RuntimeError):
@@ -26,12 +27,16 @@ class InjectedCrash(RuntimeError):
 
 
 def fault_for(round_seed: int, partition_id: int, faults: FaultSettings) -> Fault:
-    """The fault of this client in this round: crash with probability ``crash``, NaN with ``nan``."""
-    if faults.crash <= 0.0 and faults.nan <= 0.0:
+    """The fault of this client in this round: crash with probability ``crash``, NaN with ``nan``,
+    a ``delay_seconds`` sleep before training with ``delay`` (one draw, so adding ``delay`` keeps
+    which clients crash or reply NaN)."""
+    if faults.crash <= 0.0 and faults.nan <= 0.0 and faults.delay <= 0.0:
         return Fault.NONE
     draw = random.Random(derive_seed(round_seed, "fault", partition_id)).random()
     if draw < faults.crash:
         return Fault.CRASH
     if draw < faults.crash + faults.nan:
         return Fault.NAN
+    if draw < faults.crash + faults.nan + faults.delay:
+        return Fault.DELAY
     return Fault.NONE

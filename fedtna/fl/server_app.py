@@ -137,10 +137,13 @@ def run_server(grid: Grid, config: RunConfig, simulated_nodes: bool = False,
 
 
 def config_from_flower_run(grid: Grid, context: Context) -> RunConfig:
-    """The config of a ``flwr run``: ``cfg-json`` (fedtna-deploy wrote and checked it), or composed
-    from the ``overrides`` run-config key, then checked and written here as ``fedtna.run`` does."""
+    """The config of a ``flwr run``: ``cfg-json`` (fedtna-deploy checked it; config.json is written
+    here when the run folder has none, e.g. a run submitted by hand, so ``resume=`` finds it), or
+    composed from the ``overrides`` run-config key, then checked and written here as ``fedtna.run`` does."""
     config = run_config_from_flower(context.run_config)
     if str(context.run_config.get(RUN_CONFIG_KEY, "")).strip():
+        if not (Path(config.output_dir) / "config.json").is_file():
+            write_config(config)
         return config
     log(INFO, "fedtna: %s, %s clients, %s rounds; results in %s", config.strategy_spec.name,
         config.num_clients, config.num_rounds, config.output_dir)

@@ -185,14 +185,19 @@ class SeededStrategy(FedAvg):
             log(WARNING, "round %s: rejected the update of partition %s: %s", server_round,
                 self.partition_of_reply(reply), problem)
         sampled = self.sampled_clients if kind == "train" else len(replies)
+        missing = max(0, sampled - len(replies))  # sampled clients without a reply within round_timeout
+        if missing:
+            log(WARNING, "round %s %s: %s of %s sampled clients sent no reply in time", server_round, kind, missing,
+                sampled)
         needed = max(1, math.ceil(self.min_clients_fraction * sampled - 1e-9)) if replies else 0
         if len(valid) < needed:
             reasons = "; ".join(str(reply.error.reason).strip().splitlines()[-1] for reply in failed[:3])
             raise ClientFailureError(
-                f"round {server_round} ({kind}): {len(valid)} valid of {sampled} sampled clients, {len(failed)} "
-                f"failed, {rejected} rejected; need {needed} (min_clients_fraction={self.min_clients_fraction})"
+                f"round {server_round} ({kind}): {len(valid)} valid of {sampled} sampled clients, {len(failed) + missing}"
+                f" failed, {rejected} rejected; need {needed} (min_clients_fraction={self.min_clients_fraction})"
                 + (f": {reasons}" if reasons else ""), non_finite_updates=non_finite)
-        return ReplyTally(sorted(valid, key=self.partition_of_reply), failed=len(failed), rejected=rejected)
+        return ReplyTally(sorted(valid, key=self.partition_of_reply), failed=len(failed) + missing,
+                          rejected=rejected)
 
     def partition_of_reply(self, reply: Message) -> int:
         """The partition a reply trained on: its ``partition_id`` metric (a simulated node may serve several
