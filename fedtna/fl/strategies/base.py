@@ -194,7 +194,8 @@ class SeededStrategy(FedAvg):
             reasons = "; ".join(str(reply.error.reason).strip().splitlines()[-1] for reply in failed[:3])
             raise ClientFailureError(
                 f"round {server_round} ({kind}): {len(valid)} valid of {sampled} sampled clients, "
-                f"{len(failed) + missing} failed, {rejected} rejected; need {needed} (min_clients_fraction={self.min_clients_fraction})"
+                f"{len(failed) + missing} failed, {rejected} rejected; need {needed} "
+                f"(min_clients_fraction={self.min_clients_fraction})"
                 + (f": {reasons}" if reasons else ""), non_finite_updates=non_finite)
         return ReplyTally(sorted(valid, key=self.partition_of_reply), failed=len(failed) + missing,
                           rejected=rejected)
