@@ -206,7 +206,7 @@ def test_tls_auth_run_across_namespaces_completes_and_counts_a_straggler(hosts: 
 def test_link_cut_for_30_s_in_round_2_then_the_node_rejoins(hosts: Hosts, tmp_path: Path) -> None:
     """node1's link goes down once it pulled its round-2 message and comes back 30 s later."""
     deployment, topology = hosts.deployment, hosts.topology
-    config = config_for(tmp_path, "num_rounds=4", f"round_timeout={ROUND_TIMEOUT}")
+    config = config_for(tmp_path, "num_rounds=6", f"round_timeout={ROUND_TIMEOUT}")
     log = LogWatch(deployment.log_dir / "supernode-1.log")
     run_id = deployment.submit(config)
     cut_at = None
@@ -222,11 +222,13 @@ def test_link_cut_for_30_s_in_round_2_then_the_node_rejoins(hosts: Hosts, tmp_pa
     status = deployment.wait(run_id, timeout=RUN_TIMEOUT, output_dir=config.output_dir)
     rows = rows_of(Path(config.output_dir))
     failed = [row["failed_clients"] for row in rows]
-    assert status == COMPLETED and [row["round"] for row in rows] == [1, 2, 3, 4]
+    assert status == COMPLETED and [row["round"] for row in rows] == [1, 2, 3, 4, 5, 6]
     assert failed[0] == 0 and failed[1] == 1  # round 2 closed at round_timeout without node1
-    assert failed[-1] == 0 and set(failed) <= {0, 1}  # node1 rejoined; it missed round 3 too if it came back late
+    # node1 rejoined: it took part in a later round. Its reconnect back-off (up to ~20 s) and the stale
+    # round-3 message it pulls first can make it miss rounds 3 and 4 as well; each missed round counts it.
+    assert 0 in failed[2:] and set(failed) <= {0, 1}
     assert all(row["clients"] + row["failed_clients"] == 2 for row in rows)
-    assert log.count(TRAIN_RECEIVED) >= 4  # it pulled round 3 and 4 after the link came back
+    assert log.count(TRAIN_RECEIVED) >= 4  # it pulled messages of later rounds after the link came back
     table_line(f"link of node1 cut {CUT_SECONDS} s in round 2", DeployResult(run_id, status, Path(config.output_dir),
                deployment.log_dir), f"node1 rejoined; failed_clients per round {failed}", rows)
 
