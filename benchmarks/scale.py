@@ -11,39 +11,13 @@ process tree (the run and every process its engine starts), sampled from /proc e
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        tree.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    return tree
-
-
-def tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and all its descendants."""
-    tree, stack, total = _children(), [root], 0
-    while stack:
-        pid = stack.pop()
-        stack += tree.get(pid, [])
-        with contextlib.suppress(OSError):
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-    return total
+from process_watch import watch
 
 
 def measure(num_clients: int, engine: str, rounds: int = 4) -> dict[str, float]:
@@ -55,30 +29,14 @@ def measure(num_clients: int, engine: str, rounds: int = 4) -> dict[str, float]:
                  f"fraction_train={10 / num_clients}", f"num_rounds={rounds}", "progress=false", "print_config=false",
                  "save_model=false", f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "FEDTNA_CACHE_DIR": "off"}
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "fedtna.run", *overrides], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak, first_row_at = 0, None
-
-    def watch() -> None:
-        nonlocal peak, first_row_at
-        metrics = run_dir / "metrics.jsonl"
-        while process.poll() is None:
-            peak = max(peak, tree_rss(process.pid))
-            if first_row_at is None and metrics.is_file() and metrics.read_text().strip():
-                first_row_at = time.perf_counter() - started
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    _, stderr = process.communicate()
-    watcher.join()
-    if process.returncode != 0:
-        raise RuntimeError(f"{num_clients} clients failed:\n{stderr[-2000:]}")
+    run = watch([sys.executable, "-m", "fedtna.run", *overrides], run_dir / "metrics.jsonl", every_s=0.2, env=env)
+    if run.returncode != 0:
+        raise RuntimeError(f"{num_clients} clients failed:\n{run.stderr[-2000:]}")
+    first_row_at, peak = run.first_row_s, run.peak_bytes
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return {"clients": num_clients, "to_round_1_s": (first_row_at or 0.0) - rows[0]["seconds"],
             "round_1_s": rows[0]["seconds"], "s_per_round": sum(r["seconds"] for r in rows[1:]) / (len(rows) - 1),
-            "peak_gb": peak / 1e9, "total_s": time.perf_counter() - started}
+            "peak_gb": peak / 1e9, "total_s": run.wall_s}
 
 
 def main() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from fedtna.data import label_counts, partition_dataset, plot_label_distribution
-from fedtna.data.partition import dirichlet, iid, pathological
+from fedtna.data.partition import StoredPartitioning, dirichlet, iid, pathological
 from fedtna.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "fedtna" / "conf" / "partition"
@@ -158,3 +161,47 @@ def test_label_counts_and_plot(labels: np.ndarray, tmp_path: Path) -> None:
     plot_label_distribution(labels, iid(labels, 8, 0), NUM_CLASSES, path)
     content = path.read_bytes()
     assert content.startswith(b"\x89PNG") and len(content) > 5_000
+
+
+def test_stored_partitioning_is_the_same_split(labels: np.ndarray) -> None:
+    lazy = dirichlet(labels, num_partitions=7, seed=3, alpha=0.5)
+    stored = StoredPartitioning.of(lazy)
+    again = StoredPartitioning(*stored.arrays())
+    assert len(again) == len(lazy) == 7
+    for client in range(7):
+        assert np.array_equal(again[client], lazy[client])
+    assert np.array_equal(again[-1], lazy[6]) and len(again[1:3]) == 2
+    with pytest.raises(IndexError):
+        again[7]
+    with pytest.raises(ValueError, match="do not split"):
+        StoredPartitioning(np.arange(5), np.array([0, 2, 4]))
+
+
+SPLIT_PROBE = """
+import sys
+from fedtna.fl.local_data import all_partitions, client_data
+from tests.conftest import compose_run_config
+config = compose_run_config(sys.argv[1], "num_clients=6", "partition.alpha=0.3", "seed=5")
+split = all_partitions(config)
+print(",".join(str(int(split[client].sum())) for client in range(6)), int(client_data(config, 4)[1].sum()),
+      "flwr_datasets" in sys.modules)
+"""
+
+
+def test_a_later_run_reads_the_whole_split_from_the_disk_cache(tmp_path: Path) -> None:
+    """The first process draws the split with flwr-datasets and stores it; the next one reads it and
+    never imports flwr-datasets (seconds saved per run), and both see the same split."""
+    environment = {**os.environ, "FEDTNA_CACHE_DIR": str(tmp_path / "cache")}
+    root = Path(__file__).resolve().parents[1]
+
+    def probe() -> list[str]:
+        done = subprocess.run([sys.executable, "-c", SPLIT_PROBE, str(tmp_path / "run")], env=environment,
+                              cwd=root, capture_output=True, text=True, check=True)
+        return done.stdout.split()
+
+    first = probe()
+    entries = sorted((tmp_path / "cache").glob("*.npz"))
+    second = probe()
+    assert first[2] == "True" and second[2] == "False"
+    assert first[:2] == second[:2]
+    assert sorted((tmp_path / "cache").glob("*.npz")) == entries  # read, not written again

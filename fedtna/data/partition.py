@@ -59,6 +59,43 @@ class Partitioning(Sequence[np.ndarray]):
         return self._cache[partition_id]
 
 
+class StoredPartitioning(Sequence[np.ndarray]):
+    """Every client's train indices held as one flat array and its client boundaries (cheap to store)."""
+
+    def __init__(self, flat: np.ndarray, bounds: np.ndarray) -> None:
+        if bounds.ndim != 1 or bounds.size < 1 or bounds[0] != 0 or bounds[-1] != flat.size:
+            raise ValueError(f"bounds {bounds[:3]}... do not split {flat.size} indices")
+        self._flat, self._bounds = flat, bounds
+
+    @classmethod
+    def of(cls, partitions: Sequence[np.ndarray]) -> StoredPartitioning:
+        """Read every partition once (for a few hundred clients; a lazy Partitioning suits more)."""
+        parts = [np.asarray(partitions[i], dtype=np.int64) for i in range(len(partitions))]
+        flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return cls(flat, np.cumsum([0, *(part.size for part in parts)], dtype=np.int64))
+
+    def arrays(self) -> list[np.ndarray]:
+        """What a disk cache entry holds: the flat indices and the boundaries."""
+        return [self._flat, self._bounds]
+
+    def __len__(self) -> int:
+        return int(self._bounds.size - 1)
+
+    @overload
+    def __getitem__(self, partition_id: int) -> np.ndarray: ...
+
+    @overload
+    def __getitem__(self, partition_id: slice) -> list[np.ndarray]: ...
+
+    def __getitem__(self, partition_id: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(partition_id, slice):
+            return [self[i] for i in range(len(self))[partition_id]]
+        if not -len(self) <= partition_id < len(self):
+            raise IndexError(f"partition {partition_id} of {len(self)}")
+        partition_id %= len(self)
+        return self._flat[self._bounds[partition_id]:self._bounds[partition_id + 1]]
+
+
 def partition_dataset(spec: TargetSpec | Mapping[str, Any], labels: np.ndarray, num_partitions: int,
                       seed: int) -> Partitioning:
     """Run the partition function the config's `_target_` names, so a new scheme is one function + one YAML."""

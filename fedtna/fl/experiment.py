@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fedtna.config import RunConfig, to_plain
@@ -29,9 +33,8 @@ def initial_model(config: RunConfig) -> torch.nn.Module:
         return build_model(config.model_spec, bundle.input_shape, bundle.num_classes)
 
 
-def prepare(config: RunConfig) -> None:
-    """All checks and data work that must happen before Ray starts; writes the label plot."""
-    from fedtna.data import plot_label_distribution
+def check_and_partition(config: RunConfig) -> Sequence[np.ndarray]:
+    """All checks and data work that must happen before any client trains; every client's indices."""
     from fedtna.fl.engines import check_backend
     from fedtna.fl.strategies import build_strategy
 
@@ -48,8 +51,43 @@ def prepare(config: RunConfig) -> None:
     check_against_data(config.num_clients, len(bundle.train_y), bundle.name)
     partitions = all_partitions(config)
     validate_scope(config.mask_spec.scope, initial_model(config))
+    return partitions
+
+
+def write_label_plot(config: RunConfig, partitions: Sequence[np.ndarray]) -> None:
+    """label_distribution.png in the run folder."""
+    from fedtna.data import plot_label_distribution
+
+    bundle = dataset_bundle(config)
     plot_label_distribution(bundle.train_y.numpy(), partitions, bundle.num_classes,
                             Path(config.output_dir) / "label_distribution.png")
+
+
+def prepare(config: RunConfig) -> None:
+    """All checks and data work that must happen before any client trains; writes the label plot."""
+    write_label_plot(config, check_and_partition(config))
+
+
+@contextmanager
+def in_background(work: Any, *arguments: Any) -> Iterator[None]:
+    """Run ``work(*arguments)`` in a thread while the body runs; wait for it at the end and raise its
+    error, unless the body raised first (the run's own error matters more than a plot's)."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work(*arguments)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread below
+            errors.append(error)
+
+    thread = threading.Thread(target=target, name=getattr(work, "__name__", "background"), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def write_config(config: RunConfig) -> None:
@@ -65,8 +103,9 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
 
     started = time.perf_counter()
     write_config(config)
-    prepare(config)
-    summary = simulate(config)
+    partitions = check_and_partition(config)
+    with in_background(write_label_plot, config, partitions):  # matplotlib's import and drawing overlap round 1
+        summary = simulate(config)
     summary["total_wall_seconds"] = round(time.perf_counter() - started, 3)
     (Path(config.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib.metadata import version
 
@@ -12,7 +14,7 @@ import torch
 from fedtna.config.schema import RunConfig, TrainingKeys
 from fedtna.config.targets import TargetSpec
 from fedtna.data import DatasetBundle, load_dataset, partition_dataset
-from fedtna.data.partition import Partitioning
+from fedtna.data.partition import Partitioning, StoredPartitioning
 from fedtna.disk_cache import cached_arrays
 from fedtna.masks import derive_seed
 
@@ -49,16 +51,43 @@ def _partitions(dataset_key: str, partition_key: str, num_clients: int, seed: in
     return partition_dataset(_spec("partition", partition_key), labels, num_clients, seed)
 
 
-def all_partitions(config: RunConfig) -> Partitioning:
-    """Every client's train indices (read lazily), identical for the same seed."""
-    return _partitions(_key(config.dataset_spec), _key(config.partition_spec), config.num_clients,
-                       partition_seed(config.seed))
+STORED_SPLIT_MAX_CLIENTS = 200
+"""Up to this many clients the whole split is kept in the disk cache, so a later run with the same
+dataset, partition, clients and seed neither imports flwr-datasets nor draws again (seconds per run);
+above it clients read their own partition lazily."""
+
+
+def _split_key(dataset_key: str, partition_key: str, num_clients: int, seed: int) -> str:
+    """Everything that determines a split, the labels' digest included (a folder's files may change)."""
+    labels = hashlib.sha256(_bundle(dataset_key).train_y.numpy().tobytes()).hexdigest()[:16]
+    return (f"partition/{dataset_key}/labels-{labels}/{partition_key}/{num_clients}/{seed}/"
+            f"flwr-datasets-{version('flwr-datasets')}")
+
+
+@lru_cache(maxsize=4)
+def _stored_split(dataset_key: str, partition_key: str, num_clients: int, seed: int) -> StoredPartitioning:
+    flat, bounds = cached_arrays(f"{_split_key(dataset_key, partition_key, num_clients, seed)}/all", lambda: (
+        StoredPartitioning.of(_partitions(dataset_key, partition_key, num_clients, seed)).arrays()))
+    return StoredPartitioning(flat, bounds)
+
+
+def _split(dataset_key: str, partition_key: str, num_clients: int, seed: int) -> Sequence[np.ndarray]:
+    if num_clients <= STORED_SPLIT_MAX_CLIENTS:
+        return _stored_split(dataset_key, partition_key, num_clients, seed)
+    return _partitions(dataset_key, partition_key, num_clients, seed)
+
+
+def all_partitions(config: RunConfig) -> Sequence[np.ndarray]:
+    """Every client's train indices, identical for the same seed (lazy above STORED_SPLIT_MAX_CLIENTS)."""
+    return _split(_key(config.dataset_spec), _key(config.partition_spec), config.num_clients,
+                  partition_seed(config.seed))
 
 
 def _client_indices(dataset_key: str, partition_key: str, num_clients: int, seed: int, partition_id: int) -> np.ndarray:
     """One client's indices; a fresh process (deployment) reads them from the disk cache."""
-    key = (f"partition/{dataset_key}/{partition_key}/{num_clients}/{seed}/{partition_id}/"
-           f"flwr-datasets-{version('flwr-datasets')}")
+    if num_clients <= STORED_SPLIT_MAX_CLIENTS:
+        return _stored_split(dataset_key, partition_key, num_clients, seed)[partition_id]
+    key = f"{_split_key(dataset_key, partition_key, num_clients, seed)}/{partition_id}"
     (indices,) = cached_arrays(key, lambda: [_partitions(dataset_key, partition_key, num_clients, seed)[partition_id]])
     return indices
 

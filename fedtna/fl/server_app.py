@@ -12,7 +12,6 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
-from flwr.superlink.grid.inmemory_grid import InMemoryGrid
 
 from fedtna.config import RunConfig
 from fedtna.device import resolve_device
@@ -152,6 +151,14 @@ def config_from_flower_run(grid: Grid, context: Context) -> RunConfig:
     return config
 
 
+def is_flower_simulation(grid: Grid) -> bool:
+    """Whether ``grid`` is Flower's in-memory grid of ``flwr run``'s simulation (imported only then: it
+    costs seconds)."""
+    from flwr.superlink.grid.inmemory_grid import InMemoryGrid
+
+    return isinstance(grid, InMemoryGrid)
+
+
 def make_server_app(config: RunConfig | None = None, results: dict | None = None,
                     simulated_nodes: bool = False) -> ServerApp:
     """A ServerApp bound to ``config`` (None: read it from the Flower run config, see ``config_from_flower_run``).
@@ -163,7 +170,8 @@ def make_server_app(config: RunConfig | None = None, results: dict | None = None
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         run_config = config if config is not None else config_from_flower_run(grid, context)
-        flower_simulation = isinstance(grid, InMemoryGrid)
+        # fedtna's own engines say so (simulated_nodes); only a ServerApp of `flwr run` must look at the grid
+        flower_simulation = (config is None or not simulated_nodes) and is_flower_simulation(grid)
         summary = run_server(grid, run_config, simulated_nodes or flower_simulation,
                              shared_nodes=config is None and flower_simulation)
         if results is not None:
