@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -164,3 +166,27 @@ def test_vectorized_run_follows_the_local_run(tmp_path: Path) -> None:
         assert mine["train_loss"] == pytest.approx(theirs["train_loss"], abs=1e-4)
     model_a, model_b = torch.load(tmp_path / "local" / "model.pt"), torch.load(tmp_path / "vectorized" / "model.pt")
     assert max(float((model_a[name] - model_b[name]).abs().max()) for name in model_a) < 1e-4
+
+
+@pytest.mark.slow
+def test_local_and_vectorized_runs_import_neither_ray_nor_wandb(tmp_path: Path) -> None:
+    """The lent GPU machine has no Ray and no wandb (scripts/gpu_check.sh): a whole run under either engine,
+    through fedtna.run's entry point, must not import them, nor uv (flwr needs it only in a SuperExec)."""
+    script = (
+        "import sys\n"
+        "from fedtna.run import main\n"
+        "for backend in ('local', 'vectorized'):\n"
+        f"    sys.argv = ['fedtna.run', *{SMALL!r}, 'num_rounds=1', f'simulation.backend={{backend}}',\n"
+        f"                f'hydra.run.dir={tmp_path}/{{backend}}']\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as stop:\n"
+        "        assert not stop.code, stop.code\n"
+        "print('IMPORTED', sorted({name.split('.')[0] for name in sys.modules} & {'ray', 'wandb', 'uv'}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "IMPORTED []" in result.stdout.splitlines(), result.stdout[-2000:]
+    for backend in ("local", "vectorized"):
+        assert json.loads((tmp_path / backend / "summary.json").read_text())["engine"] == backend
