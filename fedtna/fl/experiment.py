@@ -16,7 +16,7 @@ import torch
 
 from fedtna.config import RunConfig, to_plain
 from fedtna.config.checks import check_against_data, check_run_config
-from fedtna.fl.local_data import all_partitions, dataset_bundle
+from fedtna.fl.local_data import all_partitions, dataset_bundle, held_out_split
 from fedtna.masks import derive_seed, validate_scope
 from fedtna.models import build_model
 
@@ -45,7 +45,9 @@ def prepare(config: RunConfig) -> None:
     finally:
         flower_logger.setLevel(level)
     bundle = dataset_bundle(config)
-    check_against_data(config.num_clients, len(bundle.train_y), bundle.name)
+    split = held_out_split(config)
+    check_against_data(config.num_clients, len(bundle.train_y), bundle.name,
+                       len(split.validation) if split is not None else 0)
     partitions = all_partitions(config)
     validate_scope(config.mask_spec.scope, initial_model(config))
     plot_label_distribution(bundle.train_y.numpy(), partitions, bundle.num_classes,

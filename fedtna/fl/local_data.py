@@ -1,8 +1,10 @@
-"""The run's dataset and every client's partition of it, loaded once per process."""
+"""The run's dataset, its held-out validation part and every client's partition of the rest, loaded once
+per process."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib.metadata import version
 
@@ -12,7 +14,7 @@ import torch
 from fedtna.config.schema import RunConfig, TrainingKeys
 from fedtna.config.targets import TargetSpec
 from fedtna.data import DatasetBundle, load_dataset, partition_dataset
-from fedtna.data.partition import Partitioning
+from fedtna.data.validation import TrainPartitioning, ValidationSplit, validation_split
 from fedtna.disk_cache import cached_arrays
 from fedtna.masks import derive_seed
 
@@ -43,35 +45,79 @@ def partition_seed(seed: int) -> int:
     return derive_seed(seed, "partition") % (2**32)
 
 
+def validation_seed(seed: int) -> int:
+    """The validation split's seed, derived from the run seed."""
+    return derive_seed(seed, "validation") % (2**32)
+
+
 @lru_cache(maxsize=4)
-def _partitions(dataset_key: str, partition_key: str, num_clients: int, seed: int) -> Partitioning:
+def _split(dataset_key: str, fraction: float, seed: int) -> ValidationSplit:
+    return validation_split(_bundle(dataset_key).train_y.numpy(), fraction, validation_seed(seed))
+
+
+def held_out_split(config: RunConfig) -> ValidationSplit | None:
+    """The run's validation split (``validation_fraction`` of each class), None when it holds nothing out."""
+    if config.validation_fraction == 0:
+        return None
+    return _split(_key(config.dataset_spec), config.validation_fraction, config.seed)
+
+
+@lru_cache(maxsize=4)
+def _validation_tensors(dataset_key: str, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, labels) of the held-out validation examples."""
+    bundle, indices = _bundle(dataset_key), torch.from_numpy(_split(dataset_key, fraction, seed).validation)
+    return bundle.train_x[indices].contiguous(), bundle.train_y[indices].contiguous()
+
+
+def validation_set(config: RunConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The server's validation set, None when ``validation_fraction`` is 0."""
+    if config.validation_fraction == 0:
+        return None
+    return _validation_tensors(_key(config.dataset_spec), config.validation_fraction, config.seed)
+
+
+@lru_cache(maxsize=4)
+def _partitions(dataset_key: str, partition_key: str, num_clients: int, seed: int, validation_fraction: float = 0.0,
+                run_seed: int = 0) -> Sequence[np.ndarray]:
+    """Partitions of the training set; with ``validation_fraction`` > 0, of what the validation split leaves."""
     labels = _bundle(dataset_key).train_y.numpy()
-    return partition_dataset(_spec("partition", partition_key), labels, num_clients, seed)
+    if validation_fraction == 0:
+        return partition_dataset(_spec("partition", partition_key), labels, num_clients, seed)
+    train = _split(dataset_key, validation_fraction, run_seed).train
+    return TrainPartitioning(partition_dataset(_spec("partition", partition_key), labels[train], num_clients, seed),
+                             train)
 
 
-def all_partitions(config: RunConfig) -> Partitioning:
+def all_partitions(config: RunConfig) -> Sequence[np.ndarray]:
     """Every client's train indices (read lazily), identical for the same seed."""
-    return _partitions(_key(config.dataset_spec), _key(config.partition_spec), config.num_clients,
-                       partition_seed(config.seed))
+    return _partitions(*_partition_args(config))
 
 
-def _client_indices(dataset_key: str, partition_key: str, num_clients: int, seed: int, partition_id: int) -> np.ndarray:
+def _partition_args(config: RunConfig) -> tuple[str, str, int, int, float, int]:
+    return (_key(config.dataset_spec), _key(config.partition_spec), config.num_clients, partition_seed(config.seed),
+            config.validation_fraction, config.seed)
+
+
+def _client_indices(dataset_key: str, partition_key: str, num_clients: int, seed: int, validation_fraction: float,
+                    run_seed: int, partition_id: int) -> np.ndarray:
     """One client's indices; a fresh process (deployment) reads them from the disk cache."""
-    key = (f"partition/{dataset_key}/{partition_key}/{num_clients}/{seed}/{partition_id}/"
+    held_out = f"validation-{validation_fraction}/{run_seed}/" if validation_fraction else ""
+    key = (f"partition/{dataset_key}/{partition_key}/{num_clients}/{seed}/{held_out}{partition_id}/"
            f"flwr-datasets-{version('flwr-datasets')}")
-    (indices,) = cached_arrays(key, lambda: [_partitions(dataset_key, partition_key, num_clients, seed)[partition_id]])
+    (indices,) = cached_arrays(key, lambda: [_partitions(dataset_key, partition_key, num_clients, seed,
+                                                         validation_fraction, run_seed)[partition_id]])
     return indices
 
 
 @lru_cache(maxsize=64)
-def _client_tensors(dataset_key: str, partition_key: str, num_clients: int, seed: int,
-                    partition_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _client_tensors(dataset_key: str, partition_key: str, num_clients: int, seed: int, validation_fraction: float,
+                    run_seed: int, partition_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     bundle = _bundle(dataset_key)
-    indices = torch.from_numpy(_client_indices(dataset_key, partition_key, num_clients, seed, partition_id))
+    indices = torch.from_numpy(_client_indices(dataset_key, partition_key, num_clients, seed, validation_fraction,
+                                               run_seed, partition_id))
     return bundle.train_x[indices].contiguous(), bundle.train_y[indices].contiguous()
 
 
 def client_data(config: RunConfig, partition_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, labels) of one client's partition as in-memory tensors."""
-    return _client_tensors(_key(config.dataset_spec), _key(config.partition_spec), config.num_clients,
-                           partition_seed(config.seed), partition_id)
+    return _client_tensors(*_partition_args(config), partition_id)
