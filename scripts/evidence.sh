@@ -9,6 +9,14 @@
 #   bash scripts/evidence.sh fusion   # fusion barriers, 3 seeds: MLP and CNN lr x wd grids, MLP rho sweep, VGG-11 (thin)
 #                                     # and ResNet-20 (3 epochs, 2 seeds)
 #   bash scripts/evidence.sh soups    # model soups: fine-tuned copies of one pretrained MLP / CNN, with/without anchors
+#   bash scripts/evidence.sh tuned    # each method at its own lr chosen on held-out validation data (issue 19):
+#                                     # validation_fraction=0.1, weight decay 5e-4, lr {0.0125,0.025,0.05,0.1} for FedAvg,
+#                                     # FedProx (x mu {0.001,0.01,0.1}), FedPFN rho 0.4, FedPNU rho 0.6; drift 5 seeds (120
+#                                     # runs), alpha 0.5 3 seeds (72); then `fedtna.report --select lr,strategy.proximal_mu`
+#     In chunks: REGIMES="drift alpha" METHODS="fedavg fedprox fedpfn fedpnu" SEEDS=0,1 (default: 0-4 drift, 0-2 alpha);
+#     one sweep folder per regime, method and seed, run with resume=auto, so a rerun skips finished jobs and continues
+#     killed ones. ENGINE (default vectorized, the fastest for these models), LRS, MUS; EXTRA adds overrides (a smoke
+#     test: EXTRA="model=mlp num_rounds=2"); NO_REPORT=1 skips the reports.
 # Every part keeps its run folders under $ROOT (default multirun/evidence) and ends with reports:
 #   python -m fedtna.report $ROOT/drift/wd5e-4 ...  (each command below prints where its report went)
 # Two jobs at a time (joblib), each job's Ray sized to half the CPUs.
@@ -23,7 +31,7 @@ methods() {  # $1 = sweep dir, $2 = seeds, rest = regime overrides: FedAvg, FedP
   run "$@" strategy=fedpnu mask_ratio=0.4,0.6 seed=$seeds hydra.sweep.dir=$out/fedpnu
 }
 ALPHA="partition.alpha=0.5 num_clients=10 local_epochs=2 num_rounds=30"
-case ${1:?part: drift alpha rho designs fusion soups} in
+case ${1:?part: drift alpha rho designs fusion soups tuned} in
   drift)
     methods $ROOT/drift/wd5e-4 0,1,2,3,4 +experiment=drift weight_decay=5e-4
     methods $ROOT/drift/wd0 0,1,2,3,4 +experiment=drift weight_decay=0
@@ -80,5 +88,29 @@ case ${1:?part: drift alpha rho designs fusion soups} in
     python -m fedtna.lmc -m model=cnn init=checkpoint init_checkpoint=$ROOT/soups_cnn/pretrain/model.pt num_models=4 \
         holdout=0.1 "model_lrs=[0.01,0.03,0.05,0.1]" epochs=3 "modes=[vanilla,tna_pfn]" mask_ratio=0.4 \
         seed=0,1,2 progress=false num_threads=1 hydra.sweep.dir=$ROOT/soups_cnn/finetune ;;
-  *) echo "unknown part '$1': one of drift alpha rho designs fusion soups" >&2; exit 2 ;;
+  tuned)
+    TUNED="validation_fraction=0.1 weight_decay=5e-4 lr=${LRS:-0.0125,0.025,0.05,0.1} simulation.backend=${ENGINE:-vectorized}"
+    for regime in ${REGIMES:-drift alpha}; do
+      if [ $regime = drift ]; then set -- +experiment=drift; seeds=${SEEDS:-0,1,2,3,4}
+      elif [ $regime = alpha ]; then set -- $ALPHA; seeds=${SEEDS:-0,1,2}
+      else echo "unknown regime '$regime': drift or alpha" >&2; exit 2; fi
+      for method in ${METHODS:-fedavg fedprox fedpfn fedpnu}; do
+        case $method in
+          fedavg) m="strategy=fedavg" ;;
+          fedprox) m="strategy=fedprox strategy.proximal_mu=${MUS:-0.001,0.01,0.1}" ;;
+          fedpfn) m="strategy=fedpfn mask_ratio=0.4" ;;
+          fedpnu) m="strategy=fedpnu mask_ratio=0.6" ;;
+          *) echo "unknown method '$method': one of fedavg fedprox fedpfn fedpnu" >&2; exit 2 ;;
+        esac
+        for seed in ${seeds//,/ }; do  # a folder per seed: the same jobs (and job numbers) whatever the chunk
+          run "$@" $m $TUNED ${EXTRA:-} seed=$seed resume=auto '~hydra.callbacks.report' \
+              hydra.sweep.dir=$ROOT/tuned/$regime/$method/seed$seed \
+            || [ $? = 3 ]  # exit 3: a job failed (diverged at a high lr); selection rules that value out
+        done
+      done
+      if [ -z "${NO_REPORT:-}" ]; then  # each method at its lr (FedProx: lr and mu) with the best validation last-5
+        python -m fedtna.report $ROOT/tuned/$regime --select lr,strategy.proximal_mu
+      fi
+    done ;;
+  *) echo "unknown part '$1': one of drift alpha rho designs fusion soups tuned" >&2; exit 2 ;;
 esac

@@ -29,9 +29,8 @@ def test_an_error_of_the_work_is_raised_after_the_body() -> None:
         raise OSError("disk full")
 
     body_ran = []
-    with pytest.raises(OSError, match="disk full"):
-        with in_background(work):
-            body_ran.append(True)
+    with pytest.raises(OSError, match="disk full"), in_background(work):
+        body_ran.append(True)
     assert body_ran == [True]
 
 
@@ -39,6 +38,5 @@ def test_the_bodys_error_wins_over_the_works() -> None:
     def work() -> None:
         raise OSError("disk full")
 
-    with pytest.raises(RuntimeError, match="diverged"):
-        with in_background(work):
-            raise RuntimeError("diverged")
+    with pytest.raises(RuntimeError, match="diverged"), in_background(work):
+        raise RuntimeError("diverged")

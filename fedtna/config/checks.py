@@ -51,6 +51,7 @@ SHARED_CHECKS: list[RangeCheck] = [
 
 RUN_CHECKS: list[RangeCheck] = [
     ("num_clients", lambda v: v >= 1, ">= 1"),
+    ("validation_fraction", lambda v: 0.0 <= v < 1.0, "[0, 1)"),
     ("num_rounds", lambda v: v >= 1, ">= 1"),
     ("fraction_train", lambda v: 0.0 < v <= 1.0, "(0, 1]"),
     ("fraction_evaluate", lambda v: 0.0 <= v <= 1.0, "[0, 1]"),
@@ -170,8 +171,9 @@ def check_lmc_config(config: LmcConfig) -> None:
                               "fedtna run with save_model=true)")
 
 
-def check_against_data(num_clients: int, num_train_examples: int, dataset_name: str) -> None:
-    """Checks that need the loaded dataset's size."""
-    if num_clients > num_train_examples:
-        raise ConfigError(f"num_clients={num_clients} is more than the {num_train_examples} training examples of "
-                          f"dataset {dataset_name!r}")
+def check_against_data(num_clients: int, num_train_examples: int, dataset_name: str, held_out: int = 0) -> None:
+    """Checks that need the loaded dataset's size (``held_out``: examples kept for validation)."""
+    if num_clients > num_train_examples - held_out:
+        left = f" left after the {held_out} held out for validation" if held_out else ""
+        raise ConfigError(f"num_clients={num_clients} is more than the {num_train_examples - held_out} training "
+                          f"examples of dataset {dataset_name!r}{left}")

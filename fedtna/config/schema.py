@@ -145,6 +145,7 @@ class RunConfig(TrainingKeys):
     min_clients_fraction: float = _required()
     faults: FaultSettings = _required()
     num_clients: int = _required()
+    validation_fraction: float = _required()
     num_rounds: int = _required()
     fraction_train: float = _required()
     fraction_evaluate: float = _required()

@@ -20,7 +20,7 @@ import torch
 
 from fedtna.config import RunConfig, to_plain
 from fedtna.config.checks import check_against_data, check_run_config
-from fedtna.fl.local_data import all_partitions, dataset_bundle
+from fedtna.fl.local_data import all_partitions, dataset_bundle, held_out_split
 from fedtna.masks import derive_seed, validate_scope
 from fedtna.models import build_model
 
@@ -48,7 +48,9 @@ def check_and_partition(config: RunConfig) -> Sequence[np.ndarray]:
     finally:
         flower_logger.setLevel(level)
     bundle = dataset_bundle(config)
-    check_against_data(config.num_clients, len(bundle.train_y), bundle.name)
+    split = held_out_split(config)
+    check_against_data(config.num_clients, len(bundle.train_y), bundle.name,
+                       len(split.validation) if split is not None else 0)
     partitions = all_partitions(config)
     validate_scope(config.mask_spec.scope, initial_model(config))
     return partitions

@@ -88,6 +88,7 @@ class RunRecorder:
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.seed = config.seed
+        self.validates = config.validation_fraction > 0
         self.strategy_name = config.strategy_spec.name
         self.rows: list[dict[str, Any]] = [dict(row) for row in finished_rows or []]
         self.metrics_path = self.output_dir / "metrics.jsonl"
@@ -122,6 +123,8 @@ class RunRecorder:
         if self.progress is not None:
             accuracy = row.get("test_accuracy")
             status = f"acc {accuracy:.4f}" if isinstance(accuracy, float) else ""
+            if isinstance(row.get("val_accuracy"), float):
+                status += f"  val {row['val_accuracy']:.4f}"
             if "fixed_fraction" in row:
                 status += f"  fixed {row['fixed_fraction']:.3f}  drift {row.get('anchor_drift', 0.0):g}"
             self.progress.update(self.task, completed=server_round, status=status)
@@ -136,14 +139,21 @@ class RunRecorder:
             writer.writeheader()
             writer.writerows(self.rows)
 
-    def summary(self) -> dict[str, Any]:
-        """Final and best test accuracy, mean of the last five evaluated rounds, wall time."""
-        accuracies = [row["test_accuracy"] for row in self.rows if row.get("test_accuracy") is not None]
+    def accuracy_summary(self, split: str) -> dict[str, float | None]:
+        """Final and best ``{split}_accuracy`` and the mean of the last five evaluated rounds."""
+        accuracies = [row[f"{split}_accuracy"] for row in self.rows if row.get(f"{split}_accuracy") is not None]
         last_five = accuracies[-5:]
         return {
-            "final_test_accuracy": accuracies[-1] if accuracies else None,
-            "best_test_accuracy": max(accuracies) if accuracies else None,
-            "last5_mean_test_accuracy": sum(last_five) / len(last_five) if last_five else None,
+            f"final_{split}_accuracy": accuracies[-1] if accuracies else None,
+            f"best_{split}_accuracy": max(accuracies) if accuracies else None,
+            f"last5_mean_{split}_accuracy": sum(last_five) / len(last_five) if last_five else None,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Final and best test (and validation) accuracy, mean of the last five evaluated rounds, wall time."""
+        return {
+            **self.accuracy_summary("test"),
+            **(self.accuracy_summary("val") if self.validates else {}),
             "rounds": len(self.rows),
             "wall_seconds": round(time.perf_counter() - self.started, 3),
             "seed": self.seed,

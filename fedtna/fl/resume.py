@@ -76,6 +76,7 @@ def resolve_resume(config: RunConfig, overrides: list[str]) -> tuple[RunConfig, 
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"resume={config.resume!r}: {run_dir} has no config.json; is it a fedtna run folder?")
     saved = json.loads((run_dir / "config.json").read_text())
+    saved.setdefault("validation_fraction", 0.0)  # runs saved before the key existed held nothing out
     changed = changed_keys(overrides, to_plain(config), saved)
     if changed:
         raise ConfigError(f"resume={config.resume!r}: overrides {changed} differ from the saved run's config in "

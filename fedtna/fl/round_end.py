@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from flwr.app import ArrayRecord
 from torch import nn
 
@@ -34,16 +35,24 @@ def client_row(result: RoundResult) -> dict[str, Any]:
     return row
 
 
-def central_evaluation(result: RoundResult, config: RunConfig, model: nn.Module,
-                       bundle: DatasetBundle) -> tuple[dict[str, float], list[str]]:
-    """The test metrics of the global model when due ({} otherwise), and what is not finite."""
+Examples = tuple[torch.Tensor, torch.Tensor]  # (inputs, labels)
+
+
+def central_evaluation(result: RoundResult, config: RunConfig, model: nn.Module, bundle: DatasetBundle,
+                       validation: Examples | None = None) -> tuple[dict[str, float], list[str]]:
+    """The test metrics of the global model when due ({} otherwise), and what is not finite; with a
+    ``validation`` set (``validation_fraction`` > 0) also ``val_accuracy`` and ``val_loss``."""
     diverged = non_finite_arrays(result.arrays)
     due = result.server_round % config.eval_every == 0 or result.server_round == config.num_rounds
     if diverged or not due:
         return {}, diverged
     model.load_state_dict(result.arrays.to_torch_state_dict())
     loss, accuracy = evaluate(model, bundle.test_x, bundle.test_y, config.eval_batch_size)
-    return {"test_accuracy": accuracy, "test_loss": loss}, [] if math.isfinite(loss) else ["the test loss"]
+    metrics = {"test_accuracy": accuracy, "test_loss": loss}
+    if validation is not None:
+        val_loss, val_accuracy = evaluate(model, *validation, config.eval_batch_size)
+        metrics.update(val_accuracy=val_accuracy, val_loss=val_loss)
+    return metrics, [] if math.isfinite(loss) else ["the test loss"]
 
 
 def check_divergence(server_round: int, diverged: list[str], config: RunConfig) -> None:

@@ -21,7 +21,7 @@ from fedtna.fl.client_app import RUN_CONFIG_KEY, run_config_from_flower
 from fedtna.fl.client_report import PARTITION_ID_KEY
 from fedtna.fl.experiment import initial_model, prepare, write_config
 from fedtna.fl.failures import failure_fields
-from fedtna.fl.local_data import dataset_bundle
+from fedtna.fl.local_data import dataset_bundle, validation_set
 from fedtna.fl.records import scalars
 from fedtna.fl.results import RunRecorder
 from fedtna.fl.round_end import central_evaluation, check_divergence, checkpoint_round, client_row
@@ -89,6 +89,7 @@ def run_server(grid: Grid, config: RunConfig, simulated_nodes: bool = False,
     model = initial_model(config)
     evaluation_model = copy.deepcopy(model).to(resolve_device(config.device))
     bundle = dataset_bundle(config)
+    validation = validation_set(config)
     strategy = build_strategy(config)
     if simulated_nodes:
         node_of_partition = assign_partitions(grid, config.num_clients, min_nodes=1 if shared_nodes else None)
@@ -107,7 +108,7 @@ def run_server(grid: Grid, config: RunConfig, simulated_nodes: bool = False,
 
     def end_of_round(result: RoundResult) -> None:
         nonlocal completed_rounds
-        metrics, diverged = central_evaluation(result, config, evaluation_model, bundle)
+        metrics, diverged = central_evaluation(result, config, evaluation_model, bundle, validation)
         recorder.record_round(result.server_round, {**metrics, **client_row(result)})
         check_divergence(result.server_round, diverged, config)
         completed_rounds = result.server_round

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fedtna.report.failed import FailedJob, failed_jobs
@@ -42,9 +42,24 @@ def _remove_old_plots(out: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def analyse(found: FoundRuns, baseline: str | None, method_keys: Sequence[str], select: Sequence[str]) -> FlAnalysis:
+    """The federated analysis; with ``select``, of each method at its values chosen on validation accuracy."""
+    try:
+        if not select:
+            return analyse_fl(found.fl, baseline, method_keys)
+        from fedtna.report.selection import select as choose
+
+        selection = choose(found.fl, select)
+        fl = analyse_fl(selection.runs, baseline, (*method_keys, *selection.keys))
+        return replace(fl, selection=selection)
+    except ValueError as error:  # a malformed --baseline
+        raise ReportError(str(error)) from None
+
+
 def build_report(directories: Sequence[Path | str], out: Path | str | None = None, baseline: str | None = None,
-                 plots: bool = True, method_keys: Sequence[str] = ()) -> Report:
-    """The whole report; ``out`` defaults to the first folder. Raises ReportError for what cannot be reported."""
+                 plots: bool = True, method_keys: Sequence[str] = (), select: Sequence[str] = ()) -> Report:
+    """The whole report; ``out`` defaults to the first folder. Raises ReportError for what cannot be reported.
+    ``select``: keys whose values each method gets at its best validation accuracy (``--select``)."""
     folders = [Path(directory) for directory in directories]
     if not folders:
         raise ReportError("no folder given")
@@ -52,10 +67,9 @@ def build_report(directories: Sequence[Path | str], out: Path | str | None = Non
     if not found.fl and not found.lmc:
         raise ReportError("no runs (config.json + metrics.jsonl, or lmc.json) under "
                           + ", ".join(str(directory) for directory in folders))
-    try:
-        fl = analyse_fl(found.fl, baseline, method_keys) if found.fl else None
-    except ValueError as error:  # a malformed --baseline
-        raise ReportError(str(error)) from None
+    if select and not found.fl:
+        raise ReportError("--select needs federated runs (config.json + metrics.jsonl); none found")
+    fl = analyse(found, baseline, method_keys, select) if found.fl else None
     fusion = analyse_fusion(found.lmc) if found.lmc else None
     out_dir = Path(out) if out is not None else folders[0]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""``python -m fedtna.report DIR [DIR ...] [--out OUT] [--baseline strategy=fedavg]`` (also ``fedtna-report``)."""
+"""``python -m fedtna.report DIR [DIR ...] [--out OUT] [--baseline strategy=fedavg] [--select lr]`` (also
+``fedtna-report``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--method-keys", default="", metavar="KEY[,KEY...]",
                         help="settings that belong to the method and are compared within a panel, e.g. lr: "
                              "FedAvg at lr 0.025 against FedPNU at lr 0.05, paired by seed")
+    parser.add_argument("--select", action="append", default=[], metavar="KEY[,KEY...]",
+                        help="swept settings chosen per method on validation data, e.g. --select lr: each method "
+                             "(every setting but these and the seed) at the value with the best mean validation "
+                             "last-5 accuracy over seeds, then compared on test accuracy; repeat it or separate "
+                             "keys by commas to choose several together (--select lr --select strategy.proximal_mu)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return parser
 
@@ -38,8 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         method_keys = [key.strip() for key in args.method_keys.split(",") if key.strip()]
+        select = [key.strip() for item in args.select for key in item.split(",") if key.strip()]
         report = build_report(args.directories, args.out, args.baseline, plots=not args.no_plots,
-                              method_keys=method_keys)
+                              method_keys=method_keys, select=select)
     except FedtnaError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USAGE_ERROR_EXIT)

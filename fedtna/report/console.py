@@ -8,7 +8,7 @@ from fedtna.report.build import Report
 from fedtna.report.failed import failed_jobs_table
 from fedtna.report.fusion import headline_table, modes_table, soups_table, sweep_tables
 from fedtna.report.ratio_sweep import ratio_tables
-from fedtna.report.views import excluded_table, group_tables
+from fedtna.report.views import excluded_table, group_tables, selection_table
 
 
 def print_report(report: Report, file: TextIO | None = None) -> None:
@@ -18,6 +18,8 @@ def print_report(report: Report, file: TextIO | None = None) -> None:
     if not console.is_terminal:  # logs and pipes: do not squeeze the tables into 80 columns
         console = Console(file=file, width=170)
     if report.fl is not None:
+        if report.fl.selection is not None:
+            console.print(selection_table(report.fl.selection).rich())
         for table in [*group_tables(report.fl), *ratio_tables(report.fl).values()]:
             console.print(table.rich())
         excluded = excluded_table(report.fl)
@@ -32,4 +34,7 @@ def print_report(report: Report, file: TextIO | None = None) -> None:
     failed = failed_jobs_table(report.failed, report.out)
     if failed is not None:
         console.print(failed.rich())
+    if report.fl is not None and report.fl.selection is not None:
+        for warning in report.fl.selection.warnings:
+            console.print(f"warning: {warning}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"report: {report.files['md']}", soft_wrap=True, highlight=False)

@@ -8,8 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedtna.report.runs import FlRun, ReportError
-from fedtna.report.settings import MISSING, Selector, differing_keys, format_value, is_method_key, label, label_keys
+from fedtna.report.runs import FlRun, ReportError, uses_masks
+from fedtna.report.selection import Selection
+from fedtna.report.settings import (
+    MISSING,
+    Selector,
+    differing_keys,
+    format_value,
+    is_mask_key,
+    is_method_key,
+    label,
+    label_keys,
+)
 from fedtna.report.stats import MeanStd, PairedDifference, is_number, mean_std, paired_difference
 
 HORIZON = "num_rounds"  # not a grouping key: runs of one setting must agree on it
@@ -65,6 +75,7 @@ class FlAnalysis:
     excluded: list[Excluded]
     baseline: str | None  # the baseline selector text, None when there is none
     method_keys: tuple[str, ...] = ()  # settings counted as method settings besides strategy.*, mask_*
+    selection: Selection | None = None  # --select: the groups are each method at its values chosen on validation
 
     def is_method_key(self, key: str) -> bool:
         return is_method_key(key, self.method_keys)
@@ -79,15 +90,6 @@ class FlAnalysis:
 
 def _order(value: Any) -> tuple:
     return (0, value, "") if is_number(value) else (1, 0, format_value(value))
-
-
-def _is_mask_key(key: str) -> bool:
-    return key == "mask_ratio" or key.startswith("mask.")
-
-
-def uses_masks(runs: Sequence[FlRun]) -> bool:
-    """Whether the clients trained under masks (they report ``fixed_fraction``)."""
-    return any("fixed_fraction" in row for run in runs for row in run.rows)
 
 
 def grouped_numbers(run: FlRun) -> tuple[float, float, float]:
@@ -108,7 +110,7 @@ def _make_group(runs: Sequence[FlRun], keys: Sequence[str], named: Sequence[str]
                 extra: Sequence[str] = ()) -> Group:
     config = runs[0].config
     if not uses_masks(runs):  # no masks: their keys mean nothing
-        named = [key for key in named if not _is_mask_key(key)]
+        named = [key for key in named if not is_mask_key(key)]
     numbers = [grouped_numbers(run) for run in runs]
     walls = [run.wall_seconds for run in runs if run.wall_seconds is not None]
     return Group(

@@ -14,9 +14,17 @@ from fedtna.report.fl import FlAnalysis, Group
 from fedtna.report.fusion import FusionAnalysis, headline_table, modes_table, records, soups_table, sweep_tables
 from fedtna.report.ratio_sweep import ratio_tables, sweep_panels
 from fedtna.report.runs import FoundRuns
+from fedtna.report.selection import Selection
 from fedtna.report.settings import FL_CONTEXT, LMC_CONTEXT, MISSING
 from fedtna.report.stats import MeanStd
-from fedtna.report.views import drift_tables, excluded_table, group_tables, method_text, settings_sentence
+from fedtna.report.views import (
+    drift_tables,
+    excluded_table,
+    group_tables,
+    method_text,
+    selection_table,
+    settings_sentence,
+)
 
 FUSION_TEXT = ("Each lmc.json holds, per mode, K models trained on the same seeds, every pair interpolated "
                "on α ∈ [0, 1] and all K averaged. Accuracy barrier = max over α of [(1−α)Acc(A) + αAcc(B) − "
@@ -31,11 +39,29 @@ def _stats(stats: MeanStd | None) -> dict[str, Any] | None:
     return None if stats is None else {"mean": stats.mean, "std": stats.std, "n": stats.n}
 
 
+def _chosen(analysis: FlAnalysis, group: Group) -> dict[str, Any] | None:
+    """With --select: the values of the selected keys chosen for the group's method."""
+    choice = analysis.selection.choice_of(group.runs[0]) if analysis.selection is not None else None
+    if choice is None:
+        return None
+    return {key: value for key, value in zip(choice.keys, choice.chosen.values, strict=True) if value != MISSING}
+
+
+def selection_record(selection: Selection) -> dict[str, Any]:
+    """Every method's candidates with their validation accuracy, the chosen values and edge-of-grid warnings."""
+    return {"keys": list(selection.keys), "warnings": selection.warnings, "methods": [{
+        "method": method.label, "chosen": method.values_text(),
+        "candidates": [{"values": method.values_text(c), "seeds": list(c.seeds), "eligible": c.eligible,
+                        "note": c.note, "val_last5_mean": _stats(c.validation)} for c in method.candidates],
+        "edges": [{"key": edge.key, "value": edge.value, "grid": list(edge.grid), "side": edge.side}
+                  for edge in method.edges]} for method in selection.methods]}
+
+
 def group_record(analysis: FlAnalysis, group: Group) -> dict[str, Any]:
     comparison = analysis.comparison_of(group)
     result = comparison.result if comparison else None
     return {
-        "label": group.label, "panel": group.panel, "method": group.method,
+        "label": group.label, "panel": group.panel, "method": group.method, "chosen": _chosen(analysis, group),
         "settings": {key: value for key, value in group.settings.items() if value != MISSING},
         "is_baseline": group.is_baseline, "seeds": list(group.seeds), "runs": [str(run.path) for run in group.runs],
         "final_test_accuracy": _stats(group.final), "best_test_accuracy": _stats(group.best),
@@ -53,6 +79,8 @@ def group_record(analysis: FlAnalysis, group: Group) -> dict[str, Any]:
 def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"kind": "fl", "panel": record["panel"], "label": record["label"],
                            "is_baseline": record["is_baseline"], "seeds": len(record["seeds"])}
+    if record["chosen"] is not None:
+        row["chosen"] = " ".join(f"{key}={value}" for key, value in record["chosen"].items())
     for key in ("final_test_accuracy", "best_test_accuracy", "last5_mean_test_accuracy", "wall_seconds"):
         stats = record[key] or {}
         row[f"{key}_mean"], row[f"{key}_std"] = stats.get("mean"), stats.get("std")
@@ -97,6 +125,10 @@ def markdown(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | Non
     if fl is not None:
         config = fl.groups[0].runs[0].config if fl.groups else None
         lines += ["## Federated runs", "", settings_sentence(fl.keys, fl.named, config, FL_CONTEXT, fl.varying), ""]
+        if fl.selection is not None:
+            lines += ["### Selection on validation data", "", selection_table(fl.selection).markdown(), ""]
+            lines += [f"**Warning:** {warning}.  " for warning in fl.selection.warnings]
+            lines += [""] if fl.selection.warnings else []
         curves = dict(zip(fl.panels, plots.get("curves", []), strict=False))  # no plots: no entries
         drift = drift_tables(fl)
         sweeps = ratio_tables(fl)
@@ -150,7 +182,7 @@ def write_outputs(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis 
         "directories": [str(d) for d in directories],
         "fl": None if fl is None else {
             "grouping_keys": fl.keys, "named_keys": fl.named, "baseline": fl.baseline, "method": method_text(fl),
-            "groups": groups,
+            "selection": selection_record(fl.selection) if fl.selection is not None else None, "groups": groups,
             "excluded": [{"path": str(e.path), "label": e.label, "reason": e.reason} for e in fl.excluded]},
         "failed": [failed_record(job) for job in failed_jobs(found.fl)],
         "fusion": None if fusion is None else {

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedtna.report.fl import FlAnalysis, Group, grouped_numbers, uses_masks
+from fedtna.report.fl import FlAnalysis, Group, grouped_numbers
+from fedtna.report.runs import uses_masks
 from fedtna.report.settings import FL_CONTEXT, context, label
 from fedtna.report.stats import is_number
 from fedtna.report.table import TextTable

@@ -27,12 +27,13 @@ class Numbers:
     rounds: int
 
 
-def numbers_from_rows(rows: Sequence[dict[str, Any]]) -> Numbers:
-    """Evaluated rounds are rows with a ``test_accuracy`` key; final = the last of them (None if null/NaN).
+def numbers_from_rows(rows: Sequence[dict[str, Any]], metric: str = "test_accuracy") -> Numbers:
+    """Evaluated rounds are rows with a ``metric`` key (``val_accuracy``: the validation set); final = the last
+    of them (None if null/NaN).
 
     Best and last-5 mean use the finite accuracies, as summary.json does.
     """
-    evaluated = [row["test_accuracy"] for row in rows if "test_accuracy" in row]
+    evaluated = [row[metric] for row in rows if metric in row]
     final = evaluated[-1] if evaluated and is_number(evaluated[-1]) else None
     finite = [float(value) for value in evaluated if is_number(value)]
     last5 = finite[-5:]
@@ -73,6 +74,11 @@ class FlRun:
         summary = self.summary or {}
         value = summary.get("total_wall_seconds", summary.get("wall_seconds"))
         return float(value) if is_number(value) else None
+
+
+def uses_masks(runs: Sequence[FlRun]) -> bool:
+    """Whether the clients trained under masks (they report ``fixed_fraction``)."""
+    return any("fixed_fraction" in row for run in runs for row in run.rows)
 
 
 @dataclass(frozen=True)

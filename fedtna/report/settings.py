@@ -62,6 +62,11 @@ def matches(key: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
 
 
+def is_mask_key(key: str) -> bool:
+    """``mask_ratio`` and ``mask.*``: settings that mean nothing to a run without masks."""
+    return key == "mask_ratio" or key.startswith("mask.")
+
+
 def is_method_key(key: str, extra: Sequence[str] = ()) -> bool:
     """Whether a setting is part of the method (strategy, masks, and ``extra``) rather than of the panel."""
     return matches(key, METHOD) or matches(key, tuple(extra))

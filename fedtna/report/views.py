@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fedtna.report.fl import FlAnalysis, Group
+from fedtna.report.selection import Selection
 from fedtna.report.settings import context, display_key
 from fedtna.report.table import TextTable
 
@@ -38,20 +39,54 @@ def _cells(analysis: FlAnalysis, group: Group) -> list[str]:
     return [_points(result.mean), result.ci_text(), f"{result.wins}/{result.n}"]
 
 
+def _chosen_cell(analysis: FlAnalysis, group: Group) -> list[str]:
+    """With ``--select``: the group's values chosen on validation, marked when one lies at its grid's edge."""
+    if analysis.selection is None:
+        return []
+    choice = analysis.selection.choice_of(group.runs[0])
+    if choice is None:
+        return ["–"]
+    return [choice.values_text() + (" ⚠ edge of grid" if choice.edges else "")]
+
+
 def group_tables(analysis: FlAnalysis) -> list[TextTable]:
-    """One table per panel; a row per group."""
-    columns = ["setting", "seeds", "final acc %", "best acc %", "last-5 mean %", "Δ last-5 (pts)", "95% CI", "wins",
-               "rounds", "wall s/run"]
+    """One table per panel; a row per group (with ``--select``, each method at its chosen values)."""
+    chosen = ["chosen on validation"] if analysis.selection is not None else []
+    columns = ["setting", *chosen, "seeds", "final acc %", "best acc %", "last-5 mean %", "Δ last-5 (pts)", "95% CI",
+               "wins", "rounds", "wall s/run"]
     versus = f" (Δ: paired vs {analysis.baseline})" if analysis.baseline else ""
+    selected = f", each method at its {'/'.join(analysis.selection.keys)} chosen on validation" \
+        if analysis.selection is not None else ""
     tables = []
     for panel in analysis.panels:
-        table = TextTable(f"Federated runs{': ' + panel if panel else ''}{versus}", columns)
+        table = TextTable(f"Federated runs{': ' + panel if panel else ''}{versus}{selected}", columns)
         for group in (g for g in analysis.groups if g.panel == panel):
-            table.rows.append([group.method or group.label, str(len(group.runs)), group.final.text(),
-                               group.best.text(), group.last5.text(), *_cells(analysis, group), str(group.rounds),
-                               f"{group.wall.mean:.0f}" if group.wall else "–"])
+            table.rows.append([group.method or group.label, *_chosen_cell(analysis, group), str(len(group.runs)),
+                               group.final.text(), group.best.text(), group.last5.text(), *_cells(analysis, group),
+                               str(group.rounds), f"{group.wall.mean:.0f}" if group.wall else "–"])
         tables.append(table)
     return tables
+
+
+def selection_table(selection: Selection) -> TextTable:
+    """Per method: every candidate's validation last-5 accuracy (mean over seeds), the chosen one ticked."""
+    keys = "/".join(selection.keys)
+    table = TextTable(f"Selection of {keys} on validation data (val last-5 mean % over seeds; ✓ chosen)",
+                      ["method", "chosen", "val last-5 %", "seeds", "every value: val last-5 %", "edge of grid"],
+                      note="⚠: the chosen value lies at the edge of its grid" if selection.warnings else "")
+    for method in selection.methods:
+        grid = []
+        for candidate in method.candidates:
+            score = f"{100 * candidate.validation.mean:.2f}" if candidate.validation else "–"
+            text = f"{method.values_text(candidate)}: {score}"
+            if candidate.note:
+                text += f" ({candidate.note})"
+            grid.append(f"{text} ✓" if candidate is method.chosen else text)
+        chosen = method.chosen.validation
+        edges = "; ".join(f"⚠ {edge.key} at its {edge.side} value" for edge in method.edges)
+        table.rows.append([method.label or "all runs", method.values_text(), chosen.text() if chosen else "–",
+                           str(len(method.chosen.runs)), ", ".join(grid), edges])
+    return table
 
 
 # (metric in metrics.jsonl, column): client-drift metrics of fedtna.fl.update_geometry
@@ -115,5 +150,21 @@ def settings_sentence(keys: list[str], named: list[str], config: dict | None, sh
     return text + shared
 
 
+SELECTION_TEXT = (
+    "**Selection (`--select {keys}`):** a method is every setting but `{keys}` and the seed. For each method, "
+    "the value{s} of `{keys}` with the highest mean over seeds of the *validation* last-5 accuracy (`val_accuracy`: "
+    "training data held out by `validation_fraction`, never trained on) {was} chosen among the values that have "
+    "every seed of the method (a diverged or missing seed rules a value out; ties keep the lower value); the test "
+    "set chose nothing. The tables compare each method at its chosen value{s} on test accuracy, paired by seed, "
+    "with the baseline at its own chosen value{s}. ⚠ marks a chosen value at the edge of the grid tried: the "
+    "best value may lie beyond it. "
+)
+
+
 def method_text(analysis: FlAnalysis) -> str:
-    return METHOD_TEXT.format(baseline=analysis.baseline or "(none: no strategy=fedavg runs; use --baseline)")
+    text = METHOD_TEXT.format(baseline=analysis.baseline or "(none: no strategy=fedavg runs; use --baseline)")
+    if analysis.selection is None:
+        return text
+    keys = "`, `".join(analysis.selection.keys)
+    several = len(analysis.selection.keys) > 1
+    return SELECTION_TEXT.format(keys=keys, s="s" if several else "", was="were" if several else "was") + text
