@@ -15,6 +15,7 @@ from fedtna.config.parse import parse_run_config
 from fedtna.config.plugins import missing_sweeps_plugin
 from fedtna.config.schema import RunConfig
 from fedtna.errors import ConfigError, FedtnaError
+from fedtna.quick_exit import skip_final_collection
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ConfigT = TypeVar("ConfigT")
@@ -49,6 +50,7 @@ def hydra_entry(config_name: str, parse: Callable[[DictConfig], ConfigT],
             sys.exit(getattr(error, "exit_code", USAGE_ERROR_EXIT))
 
     def entry() -> Any:
+        skip_final_collection()
         missing = missing_sweeps_plugin(sys.argv[1:], CONF_DIR)
         if missing is not None:
             print(f"error: {missing}", file=sys.stderr)
