@@ -126,3 +126,18 @@ def run_entry_in_process(module: str, argv: list[str], capsys: pytest.CaptureFix
     finally:
         GlobalHydra.instance().clear()
     return EntryResult(code if isinstance(code, int) else 1, capsys.readouterr().err)
+
+
+LONGEST_FIRST = ("tests/test_deploy_netns.py",)  # one xdist group of several minutes: it must start first
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest work first, so the two workers finish together: the network-namespace module, then the
+    tests marked slow, then the rest; a stable sort keeps every module's own order."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.nodeid.startswith(LONGEST_FIRST):
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=rank)
