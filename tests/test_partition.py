@@ -205,3 +205,17 @@ def test_a_later_run_reads_the_whole_split_from_the_disk_cache(tmp_path: Path) -
     assert first[2] == "True" and second[2] == "False"
     assert first[:2] == second[:2]
     assert sorted((tmp_path / "cache").glob("*.npz")) == entries  # read, not written again
+
+
+def test_the_cached_split_is_keyed_by_the_code_that_draws_it(tmp_path: Path, monkeypatch) -> None:
+    """Editing a partition function (one's own, under trusted_packages) must not read a stale split."""
+    from fedtna.fl.local_data import source_digest
+
+    module = tmp_path / "mysplits.py"
+    module.write_text("def halves(labels, num_partitions, seed):\n    return []\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = source_digest("mysplits.halves")
+    module.write_text("def halves(labels, num_partitions, seed):\n    return [labels]\n")
+    source_digest.cache_clear()
+    assert source_digest("mysplits.halves") != before
+    assert source_digest("fedtna.data.partition.iid") == source_digest("fedtna.data.partition.dirichlet")

@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,13 +98,32 @@ dataset, hold-out, partition, clients and seed neither imports flwr-datasets nor
 per run); above it clients read their own partition lazily."""
 
 
+@lru_cache(maxsize=8)
+def source_digest(target: str) -> str:
+    """A digest of the code that draws a split: the module of the partition ``_target_`` and the
+    validation hold-out, so an edited partition function never reads a stale cached split."""
+    import importlib.util
+
+    digest = hashlib.sha256()
+    for module in (target.rsplit(".", 1)[0], "fedtna.data.validation"):
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        origin = spec.origin if spec is not None else None
+        digest.update(Path(origin).read_bytes() if origin and Path(origin).is_file() else module.encode())
+    return digest.hexdigest()[:16]
+
+
 def _split_key(dataset_key: str, partition_key: str, num_clients: int, seed: int, validation_fraction: float,
                run_seed: int) -> str:
-    """Everything that determines a split, the labels' digest included (a folder's files may change)."""
+    """Everything that determines a split: the labels' digest (a folder's files may change), the partition
+    spec, the code that draws it and the flwr-datasets version."""
     labels = hashlib.sha256(_bundle(dataset_key).train_y.numpy().tobytes()).hexdigest()[:16]
     held_out = f"validation-{validation_fraction}/{run_seed}/" if validation_fraction else ""
+    code = source_digest(json.loads(partition_key)["node"]["_target_"])
     return (f"partition/{dataset_key}/labels-{labels}/{partition_key}/{num_clients}/{seed}/{held_out}"
-            f"flwr-datasets-{version('flwr-datasets')}")
+            f"code-{code}/flwr-datasets-{version('flwr-datasets')}")
 
 
 @lru_cache(maxsize=4)
