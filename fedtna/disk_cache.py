@@ -9,6 +9,7 @@ are keyed by a digest of everything that determines them and written atomically
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -35,16 +36,24 @@ def cached_arrays(key: str, compute: Callable[[], list[np.ndarray]]) -> list[np.
     try:
         with np.load(path) as stored:
             return [stored[f"a{i}"] for i in range(len(stored.files))]
-    except (OSError, ValueError, KeyError):
+    except Exception:  # noqa: BLE001 - missing, empty or truncated (EOFError, BadZipFile, ...): compute it again
         pass
     arrays = compute()
+    temporary: str | None = None
     try:
         directory.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
         with os.fdopen(handle, "wb") as stream:
             named = {f"a{i}": array for i, array in enumerate(arrays)}
             np.savez(stream, **named)  # type: ignore[arg-type]  # mypy lets **named reach allow_pickle: bool
+            stream.flush()
+            os.fsync(stream.fileno())  # complete on disk before it gets its name
         os.replace(temporary, path)
+        temporary = None
     except OSError:
         pass  # a read-only home only costs speed
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
     return arrays

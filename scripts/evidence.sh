@@ -16,7 +16,8 @@
 #     In chunks: REGIMES="drift alpha" METHODS="fedavg fedprox fedpfn fedpnu" SEEDS=0,1 (default: 0-4 drift, 0-2 alpha);
 #     one sweep folder per regime, method and seed, run with resume=auto, so a rerun skips finished jobs and continues
 #     killed ones. ENGINE (default vectorized, the fastest for these models), LRS, MUS; EXTRA adds overrides (a smoke
-#     test: EXTRA="model=mlp num_rounds=2"); NO_REPORT=1 skips the reports.
+#     test in its own folder: ROOT=/tmp/smoke EXTRA="model=mlp num_rounds=2"; under the default ROOT its runs would
+#     block the real ones, as resume=auto refuses a folder whose overrides differ); NO_REPORT=1 skips the reports.
 # Every part keeps its run folders under $ROOT (default multirun/evidence) and ends with reports:
 #   python -m fedtna.report $ROOT/drift/wd5e-4 ...  (each command below prints where its report went)
 # Two jobs at a time (joblib), each job's Ray sized to half the CPUs.

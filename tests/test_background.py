@@ -40,3 +40,16 @@ def test_the_bodys_error_wins_over_the_works() -> None:
 
     with pytest.raises(RuntimeError, match="diverged"), in_background(work):
         raise RuntimeError("diverged")
+
+
+def test_a_label_plot_that_cannot_be_written_is_a_warning_not_a_failed_run(tmp_path, caplog) -> None:
+    from fedtna.fl.experiment import write_label_plot_or_warn
+    from fedtna.fl.local_data import all_partitions
+    from tests.conftest import FAST, compose_run_config
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    config = compose_run_config(blocked, *FAST)
+    with caplog.at_level("WARNING"):
+        write_label_plot_or_warn(config, all_partitions(config))
+    assert "label_distribution.png was not written" in caplog.text

@@ -29,3 +29,16 @@ def test_off_disables_the_cache(tmp_path, monkeypatch) -> None:
     for _ in range(2):
         cached_arrays("key", lambda: calls.append(1) or [np.zeros(2)])
     assert len(calls) == 2
+
+
+def test_a_damaged_entry_is_computed_again_and_replaced(tmp_path, monkeypatch) -> None:
+    """An empty or truncated file (a crash while writing) must cost speed, never the run."""
+    monkeypatch.setenv("FEDTNA_CACHE_DIR", str(tmp_path))
+    cached_arrays("key", lambda: [np.arange(4)])
+    (entry,) = tmp_path.glob("*.npz")
+    for damage in (b"", entry.read_bytes()[:20]):
+        entry.write_bytes(damage)
+        (again,) = cached_arrays("key", lambda: [np.arange(4)])
+        assert np.array_equal(again, np.arange(4))
+        assert np.array_equal(np.load(entry)["a0"], np.arange(4))  # written anew
+    assert not list(tmp_path.glob("*.tmp"))

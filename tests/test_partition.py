@@ -219,3 +219,31 @@ def test_the_cached_split_is_keyed_by_the_code_that_draws_it(tmp_path: Path, mon
     source_digest.cache_clear()
     assert source_digest("mysplits.halves") != before
     assert source_digest("fedtna.data.partition.iid") == source_digest("fedtna.data.partition.dirichlet")
+
+
+def test_every_determinant_of_a_split_changes_its_cache_key(monkeypatch) -> None:
+    import torch
+
+    from fedtna.fl import local_data
+
+    bundle = DatasetBundleStub(train_y=torch.arange(10))
+    monkeypatch.setattr(local_data, "_bundle", lambda key: bundle)
+    arguments = ["dataset-key", '{"node": {"_target_": "fedtna.data.partition.dirichlet"}}', 10, 7, 0.0, 0]
+    base = local_data._split_key(*arguments)
+    changed = [local_data._split_key(*arguments[:index], value, *arguments[index + 1:])
+               for index, value in [(0, "other-dataset"), (1, arguments[1].replace("dirichlet", "iid")),
+                                    (2, 11), (3, 8), (4, 0.1)]]
+    assert base not in changed and len(set(changed)) == len(changed)
+    assert local_data._split_key(*arguments[:4], 0.1, 0) != local_data._split_key(*arguments[:4], 0.1, 1)
+    assert "numpy-" in base and "flwr-datasets-" in base
+    bundle.train_y = torch.arange(1, 11)  # the same folder with other files
+    assert local_data._split_key(*arguments) != base
+    assert local_data._module_of("fedtna.data.partition.dirichlet") == "fedtna.data.partition"
+    assert local_data._module_of("fedtna.data.partition.Partitioning.__getitem__") == "fedtna.data.partition"
+
+
+class DatasetBundleStub:
+    """The one field of a DatasetBundle the cache key reads."""
+
+    def __init__(self, train_y) -> None:
+        self.train_y = train_y

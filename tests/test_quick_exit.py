@@ -33,4 +33,4 @@ def test_the_command_entry_registers_it(monkeypatch) -> None:
     monkeypatch.setattr(sys, "argv", ["fedtna.run", "--help"])
     with contextlib.suppress(SystemExit):
         entry()
-    assert registered == [quick_exit.gc.freeze]
+    assert quick_exit.gc.freeze in registered  # other handlers may register during a first import

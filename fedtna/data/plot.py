@@ -13,11 +13,17 @@ MAX_LABELLED_CLIENTS = 40
 MAX_PLOTTED_CLIENTS = 100
 
 
-def label_counts(labels: np.ndarray, partitions: list[np.ndarray], num_classes: int) -> np.ndarray:
-    """Samples of each class held by each client, as a (clients, classes) int64 matrix."""
+def check_label_range(labels: np.ndarray, num_classes: int) -> None:
+    """One ConfigError line when a label is not below ``num_classes``."""
     label_array = np.asarray(labels, dtype=np.int64)
     if label_array.size and label_array.max() >= num_classes:
         raise ConfigError(f"num_classes={num_classes} but the labels go up to {int(label_array.max())}")
+
+
+def label_counts(labels: np.ndarray, partitions: list[np.ndarray], num_classes: int) -> np.ndarray:
+    """Samples of each class held by each client, as a (clients, classes) int64 matrix."""
+    check_label_range(labels, num_classes)
+    label_array = np.asarray(labels, dtype=np.int64)
     counts = np.zeros((len(partitions), num_classes), dtype=np.int64)
     for client, indices in enumerate(partitions):
         client_labels = label_array[np.asarray(indices, dtype=np.int64)]

@@ -35,6 +35,7 @@ def initial_model(config: RunConfig) -> torch.nn.Module:
 
 def check_and_partition(config: RunConfig) -> Sequence[np.ndarray]:
     """All checks and data work that must happen before any client trains; every client's indices."""
+    from fedtna.data.plot import check_label_range
     from fedtna.fl.engines import check_backend
     from fedtna.fl.strategies import build_strategy
 
@@ -51,6 +52,7 @@ def check_and_partition(config: RunConfig) -> Sequence[np.ndarray]:
     split = held_out_split(config)
     check_against_data(config.num_clients, len(bundle.train_y), bundle.name,
                        len(split.validation) if split is not None else 0)
+    check_label_range(bundle.train_y.numpy(), bundle.num_classes)  # the label plot is drawn later, beside round 1
     partitions = all_partitions(config)
     validate_scope(config.mask_spec.scope, initial_model(config))
     return partitions
@@ -63,6 +65,16 @@ def write_label_plot(config: RunConfig, partitions: Sequence[np.ndarray]) -> Non
     bundle = dataset_bundle(config)
     plot_label_distribution(bundle.train_y.numpy(), partitions, bundle.num_classes,
                             Path(config.output_dir) / "label_distribution.png")
+
+
+def write_label_plot_or_warn(config: RunConfig, partitions: Sequence[np.ndarray]) -> None:
+    """The label plot drawn beside the run: a failure to write it (disk full, permissions) is a warning,
+    never a failed run (the data checks ran before training)."""
+    try:
+        write_label_plot(config, partitions)
+    except Exception as error:  # noqa: BLE001 - a picture must not fail a finished run
+        logging.getLogger(__name__).warning("label_distribution.png was not written: %s: %s",
+                                            type(error).__name__, error)
 
 
 def prepare(config: RunConfig) -> None:
@@ -106,7 +118,7 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
     started = time.perf_counter()
     write_config(config)
     partitions = check_and_partition(config)
-    with in_background(write_label_plot, config, partitions):  # matplotlib's import and drawing overlap round 1
+    with in_background(write_label_plot_or_warn, config, partitions):  # matplotlib's import and drawing overlap round 1
         summary = simulate(config)
     summary["total_wall_seconds"] = round(time.perf_counter() - started, 3)
     (Path(config.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

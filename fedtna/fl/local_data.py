@@ -105,7 +105,7 @@ def source_digest(target: str) -> str:
     import importlib.util
 
     digest = hashlib.sha256()
-    for module in (target.rsplit(".", 1)[0], "fedtna.data.validation"):
+    for module in (_module_of(target), "fedtna.data.validation", __name__):
         try:
             spec = importlib.util.find_spec(module)
         except (ImportError, ValueError):
@@ -115,15 +115,30 @@ def source_digest(target: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def _module_of(target: str) -> str:
+    """The module that holds ``target`` (``pkg.mod.function`` or ``pkg.mod.Class.method``)."""
+    import importlib.util
+
+    parts = target.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:end])
+        try:
+            if importlib.util.find_spec(module) is not None:
+                return module
+        except (ImportError, ValueError):
+            continue
+    return target
+
+
 def _split_key(dataset_key: str, partition_key: str, num_clients: int, seed: int, validation_fraction: float,
                run_seed: int) -> str:
     """Everything that determines a split: the labels' digest (a folder's files may change), the partition
-    spec, the code that draws it and the flwr-datasets version."""
+    spec, the code that draws it and the versions of flwr-datasets and numpy (their random streams)."""
     labels = hashlib.sha256(_bundle(dataset_key).train_y.numpy().tobytes()).hexdigest()[:16]
     held_out = f"validation-{validation_fraction}/{run_seed}/" if validation_fraction else ""
     code = source_digest(json.loads(partition_key)["node"]["_target_"])
     return (f"partition/{dataset_key}/labels-{labels}/{partition_key}/{num_clients}/{seed}/{held_out}"
-            f"code-{code}/flwr-datasets-{version('flwr-datasets')}")
+            f"code-{code}/flwr-datasets-{version('flwr-datasets')}/numpy-{np.__version__}")
 
 
 @lru_cache(maxsize=4)
