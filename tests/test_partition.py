@@ -188,6 +188,7 @@ print(",".join(str(int(split[client].sum())) for client in range(6)), int(client
 """
 
 
+@pytest.mark.slow
 def test_a_later_run_reads_the_whole_split_from_the_disk_cache(tmp_path: Path) -> None:
     """The first process draws the split with flwr-datasets and stores it; the next one reads it and
     never imports flwr-datasets (seconds saved per run), and both see the same split."""
