@@ -87,7 +87,7 @@ class Samples:
 
 def fedtna_run(arguments: list[str], first_row_file: Path | None) -> Watched:
     run = watch([sys.executable, "-m", "fedtna.run", *arguments], first_row_file)
-    if run.returncode not in (0,):
+    if run.returncode != 0:
         sys.exit(f"error: python -m fedtna.run {' '.join(arguments)} exited {run.returncode}:\n{run.stderr[-3000:]}")
     return run
 
@@ -102,7 +102,7 @@ def warm_partition_cache(overrides: list[str]) -> None:
 
 def ratio_line(name: str, samples: dict[str, Samples]) -> None:
     ray = samples["ray"]
-    print(f"\n{name}")
+    print(f"\n{name}", flush=True)
     print(f"  {'engine':22s} {'to round 1 s':>12s} {'s/round':>8s} {'process s':>10s} {'ratio':>6s} "
           f"{'peak GB':>8s}  final accuracy")
     for engine, sample in samples.items():
@@ -135,13 +135,15 @@ def main() -> None:
                                      run_dir / "metrics.jsonl")
                     results[name][engine].add(run, run_dir)
                     print(f"{name} / {engine} (repeat {repeat}): process {run.wall_s:.1f} s", flush=True)
+            ratio_line(name, results[name])  # at once, and again with the others at the end
         if "multirun" in args.scenarios:
             for seed in MULTIRUN_SEEDS:
                 warm_partition_cache([f"seed={seed}", "num_rounds=2", "model=mlp"])
             results["multirun"] = {variant: Samples() for variant in MULTIRUN_VARIANTS}
             for repeat in range(args.repeats):
                 for variant, overrides in MULTIRUN_VARIANTS.items():
-                    sweep_dir = Path(scratch) / f"multirun-{repeat}-{len(overrides)}-{overrides[0]}"
+                    slug = "".join(c if c.isalnum() else "-" for c in variant)  # no '=' or ',' in an override value
+                    sweep_dir = Path(scratch) / f"multirun-{repeat}-{slug}"
                     run = fedtna_run([*MULTIRUN, *overrides, *QUIET, f"hydra.sweep.dir={sweep_dir}"], None)
                     results["multirun"][variant].add(run, None)
                     print(f"8-job multirun / {variant} (repeat {repeat}): process {run.wall_s:.1f} s", flush=True)
