@@ -128,12 +128,13 @@ def run_entry_in_process(module: str, argv: list[str], capsys: pytest.CaptureFix
     return EntryResult(code if isinstance(code, int) else 1, capsys.readouterr().err)
 
 
-LONGEST_FIRST = ("tests/test_deploy_netns.py",)  # one xdist group of several minutes: it must start first
+LONGEST_FIRST = ("tests/test_deploy_netns.py",)  # one file of several minutes on one worker: it must start first
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest work first, so the two workers finish together: the network-namespace module, then the
-    tests marked slow, then the rest; a stable sort keeps every module's own order."""
+    """Longest work first, so the two workers finish together (xdist hands out whole files in the order
+    of their first test, pyproject's --dist loadfile --no-loadscope-reorder): the network-namespace module,
+    then files with tests marked slow, then the rest; a stable sort keeps every module's own order."""
 
     def rank(item: pytest.Item) -> int:
         if item.nodeid.startswith(LONGEST_FIRST):

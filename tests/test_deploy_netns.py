@@ -37,7 +37,7 @@ from fedtna.fl.resume import resolve_resume
 from fedtna.masks import derive_seed
 from tests.netns import Topology, netns_unavailable, remove_stale
 
-pytestmark = pytest.mark.xdist_group("netns")  # one worker runs the module: its hosts are shared
+# one worker runs the whole module (pyproject: --dist loadfile): its hosts are shared, never built twice at once
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 HOSTS = ("link", "node0", "node1")
