@@ -91,22 +91,30 @@ case ${1:?part: drift alpha rho designs fusion soups tuned} in
         seed=0,1,2 progress=false num_threads=1 hydra.sweep.dir=$ROOT/soups_cnn/finetune ;;
   tuned)
     TUNED="validation_fraction=0.1 weight_decay=5e-4 lr=${LRS:-0.0125,0.025,0.05,0.1} simulation.backend=${ENGINE:-vectorized}"
+    MUS=${MUS:-0.001,0.01,0.1}
     for regime in ${REGIMES:-drift alpha}; do
       if [ $regime = drift ]; then set -- +experiment=drift; seeds=${SEEDS:-0,1,2,3,4}
       elif [ $regime = alpha ]; then set -- $ALPHA; seeds=${SEEDS:-0,1,2}
       else echo "unknown regime '$regime': drift or alpha" >&2; exit 2; fi
       for method in ${METHODS:-fedavg fedprox fedpfn fedpnu}; do
-        case $method in
-          fedavg) m="strategy=fedavg" ;;
-          fedprox) m="strategy=fedprox strategy.proximal_mu=${MUS:-0.001,0.01,0.1}" ;;
-          fedpfn) m="strategy=fedpfn mask_ratio=0.4" ;;
-          fedpnu) m="strategy=fedpnu mask_ratio=0.6" ;;
+        case $method in  # variants: a folder each (FedProx: one per mu), so a wider grid never renumbers jobs
+          fedavg) variants=plain ;;
+          fedprox) variants=$(printf 'mu%s ' ${MUS//,/ }) ;;
+          fedpfn|fedpnu) variants=plain ;;
           *) echo "unknown method '$method': one of fedavg fedprox fedpfn fedpnu" >&2; exit 2 ;;
         esac
-        for seed in ${seeds//,/ }; do  # a folder per seed: the same jobs (and job numbers) whatever the chunk
-          run "$@" $m $TUNED ${EXTRA:-} seed=$seed resume=auto '~hydra.callbacks.report' \
-              hydra.sweep.dir=$ROOT/tuned/$regime/$method/seed$seed \
-            || [ $? = 3 ]  # exit 3: a job failed (diverged at a high lr); selection rules that value out
+        for variant in $variants; do
+          case $method in
+            fedavg) m="strategy=fedavg"; dir=$method ;;
+            fedprox) m="strategy=fedprox strategy.proximal_mu=${variant#mu}"; dir=$method/$variant ;;
+            fedpfn) m="strategy=fedpfn mask_ratio=0.4"; dir=$method ;;
+            fedpnu) m="strategy=fedpnu mask_ratio=0.6"; dir=$method ;;
+          esac
+          for seed in ${seeds//,/ }; do  # a folder per seed: the same jobs (and job numbers) whatever the chunk
+            run "$@" $m $TUNED ${EXTRA:-} seed=$seed resume=auto '~hydra.callbacks.report' \
+                hydra.sweep.dir=$ROOT/tuned/$regime/$dir/seed$seed \
+              || [ $? = 3 ]  # exit 3: a job failed (diverged at a high lr); selection rules that value out
+          done
         done
       done
       if [ -z "${NO_REPORT:-}" ]; then  # each method at its lr (FedProx: lr and mu) with the best validation last-5

@@ -152,6 +152,18 @@ def test_a_value_with_a_missing_seed_is_not_chosen(tmp_path: Path) -> None:
     assert fedavg.chosen.values == (0.05,)
     (ruled_out,) = [c for c in fedavg.candidates if c.values == (0.025,)]
     assert not ruled_out.eligible and ruled_out.note == "no complete run for seed 2"
+    assert selection.warnings == ["strategy=fedavg: lr=0.025 is left out of the selection (no complete run for seed 2)"]
+
+
+def test_a_value_left_out_is_warned_in_the_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    lr_grid(tmp_path)
+    (tmp_path / "fedpfn-0.1-1" / "summary.json").unlink()
+    out = tmp_path / "report"
+    report_main([str(tmp_path), "--select", "lr", "--out", str(out)])
+    warning = "strategy=fedpfn: lr=0.1 is left out of the selection (no complete run for seed 1)"
+    assert warning in " ".join(capsys.readouterr().out.split())
+    assert warning in (out / "report.md").read_text()
+    assert json.loads((out / "report.json").read_text())["fl"]["selection"]["warnings"] == [warning]
 
 
 def test_runs_without_validation_metrics_are_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fedtna.config.targets import TargetSpec
+from fedtna.data.client_indices import ClientIndices
 from fedtna.errors import ConfigError, out_of_range
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ LABEL_COLUMN = "label"
 CLASS_ASSIGNMENT_MODES = ("random", "deterministic", "first-deterministic")
 
 
-class Partitioning(Sequence[np.ndarray]):
+class Partitioning(ClientIndices):
     """Every client's train indices, read lazily: indexing one client costs one partition, not all.
 
     A flwr-datasets partitioner draws the whole split once (seeded); reading a client's part
@@ -41,25 +42,14 @@ class Partitioning(Sequence[np.ndarray]):
     def __len__(self) -> int:
         return int(self._partitioner.num_partitions)
 
-    @overload
-    def __getitem__(self, partition_id: int) -> np.ndarray: ...
-
-    @overload
-    def __getitem__(self, partition_id: slice) -> list[np.ndarray]: ...
-
-    def __getitem__(self, partition_id: int | slice) -> np.ndarray | list[np.ndarray]:
-        if isinstance(partition_id, slice):
-            return [self[i] for i in range(len(self))[partition_id]]
-        if not -len(self) <= partition_id < len(self):
-            raise IndexError(f"partition {partition_id} of {len(self)}")
-        partition_id %= len(self)
+    def client(self, partition_id: int) -> np.ndarray:
         if partition_id not in self._cache:
             rows = self._partitioner.load_partition(partition_id).with_format("numpy")["index"]
             self._cache[partition_id] = np.sort(np.asarray(rows, dtype=np.int64))
         return self._cache[partition_id]
 
 
-class StoredPartitioning(Sequence[np.ndarray]):
+class StoredPartitioning(ClientIndices):
     """Every client's train indices held as one flat array and its client boundaries (cheap to store)."""
 
     def __init__(self, flat: np.ndarray, bounds: np.ndarray) -> None:
@@ -81,18 +71,7 @@ class StoredPartitioning(Sequence[np.ndarray]):
     def __len__(self) -> int:
         return int(self._bounds.size - 1)
 
-    @overload
-    def __getitem__(self, partition_id: int) -> np.ndarray: ...
-
-    @overload
-    def __getitem__(self, partition_id: slice) -> list[np.ndarray]: ...
-
-    def __getitem__(self, partition_id: int | slice) -> np.ndarray | list[np.ndarray]:
-        if isinstance(partition_id, slice):
-            return [self[i] for i in range(len(self))[partition_id]]
-        if not -len(self) <= partition_id < len(self):
-            raise IndexError(f"partition {partition_id} of {len(self)}")
-        partition_id %= len(self)
+    def client(self, partition_id: int) -> np.ndarray:
         return self._flat[self._bounds[partition_id]:self._bounds[partition_id + 1]]
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import overload
 
 import numpy as np
 
+from fedtna.data.client_indices import ClientIndices
 from fedtna.errors import ConfigError, out_of_range
 
 
@@ -45,7 +45,7 @@ def validation_split(labels: np.ndarray, fraction: float, seed: int) -> Validati
     return ValidationSplit(train=train, validation=validation.astype(np.int64, copy=False))
 
 
-class TrainPartitioning(Sequence[np.ndarray]):
+class TrainPartitioning(ClientIndices):
     """Client partitions drawn from ``split.train`` alone, as sorted indices of the whole training set."""
 
     def __init__(self, partitions: Sequence[np.ndarray], train: np.ndarray) -> None:
@@ -55,14 +55,6 @@ class TrainPartitioning(Sequence[np.ndarray]):
     def __len__(self) -> int:
         return len(self._partitions)
 
-    @overload
-    def __getitem__(self, partition_id: int) -> np.ndarray: ...
-
-    @overload
-    def __getitem__(self, partition_id: slice) -> list[np.ndarray]: ...
-
-    def __getitem__(self, partition_id: int | slice) -> np.ndarray | list[np.ndarray]:
-        if isinstance(partition_id, slice):
-            return [self[i] for i in range(len(self))[partition_id]]
+    def client(self, partition_id: int) -> np.ndarray:
         rows = np.asarray(self._partitions[partition_id], dtype=np.int64)
         return self._train[rows]  # train is sorted and rows are sorted: so is the result

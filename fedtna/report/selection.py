@@ -70,6 +70,18 @@ class EdgeWarning:
 
 
 @dataclass(frozen=True)
+class RuledOut:
+    """A candidate left out of the selection because some of the method's seeds have no complete run there."""
+
+    method: str
+    values: str  # e.g. "lr=0.1"
+    note: str  # which seeds lack a complete run
+
+    def text(self) -> str:
+        return f"{self.method or 'all runs'}: {self.values} is left out of the selection ({self.note})"
+
+
+@dataclass(frozen=True)
 class MethodChoice:
     """A method's candidates and the one chosen on validation accuracy."""
 
@@ -86,6 +98,11 @@ class MethodChoice:
         varied = [key for key in self.keys if len(self.grid(key)) > 1] or self.keys  # FedAvg: lr, not its mu=0
         return " ".join(f"{key}={format_value(value)}" for key, value in zip(self.keys, values, strict=True)
                         if value != MISSING and key in varied) or "–"
+
+    @property
+    def ruled_out(self) -> tuple[RuledOut, ...]:
+        """Candidates without a complete run for every seed: diverged, failed or not run yet."""
+        return tuple(RuledOut(self.label, self.values_text(c), c.note) for c in self.candidates if not c.eligible)
 
     def grid(self, key: str) -> tuple[Any, ...]:
         """The values of ``key`` this method was run at, sorted."""
@@ -108,7 +125,13 @@ class Selection:
 
     @property
     def warnings(self) -> list[str]:
-        return [edge.text() for method in self.methods for edge in method.edges]
+        """Chosen values at the edge of their grid, then candidates left out for lack of seeds."""
+        return [edge.text() for method in self.methods for edge in method.edges] + \
+            [ruled.text() for method in self.methods for ruled in method.ruled_out]
+
+    @property
+    def has_edges(self) -> bool:
+        return any(method.edges for method in self.methods)
 
 
 def _order(value: Any) -> tuple:

@@ -73,7 +73,7 @@ def selection_table(selection: Selection) -> TextTable:
     keys = "/".join(selection.keys)
     table = TextTable(f"Selection of {keys} on validation data (val last-5 mean % over seeds; ✓ chosen)",
                       ["method", "chosen", "val last-5 %", "seeds", "every value: val last-5 %", "edge of grid"],
-                      note="⚠: the chosen value lies at the edge of its grid" if selection.warnings else "")
+                      note="⚠: the chosen value lies at the edge of its grid" if selection.has_edges else "")
     for method in selection.methods:
         grid = []
         for candidate in method.candidates:
