@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
+from fedtna.config.job_dir import register_job_dir_resolver
 from fedtna.config.parse import parse_run_config
 from fedtna.config.plugins import missing_sweeps_plugin
 from fedtna.config.schema import RunConfig
@@ -19,6 +20,8 @@ from fedtna.quick_exit import skip_final_collection
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ConfigT = TypeVar("ConfigT")
+
+register_job_dir_resolver()  # the configs' hydra.sweep.subdir names each job's folder with it
 
 USAGE_ERROR_EXIT = 2
 FLWR_RUN_OUTPUT_ROOT = Path("outputs") / "flwr"
