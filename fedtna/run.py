@@ -23,9 +23,18 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def objective(summary: dict) -> float | None:
+    """What a sweeper (Optuna) maximises: the last-5 mean *validation* accuracy when the run held data out
+    (``validation_fraction`` > 0), so a search never chooses on the test set; else the last-5 mean test
+    accuracy; None for a failed run."""
+    if summary.get("status") != "completed":
+        return None
+    value = summary.get("last5_mean_val_accuracy")
+    return value if value is not None else summary.get("last5_mean_test_accuracy")
+
+
 def run(config: RunConfig) -> float | None:
-    """Run one experiment, print its summary; returns the last-5 mean test accuracy for sweepers (Optuna),
-    None for a failed run."""
+    """Run one experiment, print its summary; returns its ``objective`` for sweepers (Optuna)."""
     from hydra.core.hydra_config import HydraConfig
 
     from fedtna.fl.experiment import run_experiment
@@ -43,7 +52,7 @@ def run(config: RunConfig) -> float | None:
         finished = run_sweep_job(config) if in_multirun() else run_experiment(config)
     summary = finished
     print(json.dumps(summary))
-    return summary.get("last5_mean_test_accuracy") if summary.get("status") == "completed" else None
+    return objective(summary)
 
 
 hydra_main = hydra_entry("config", parse_run_config, run)

@@ -22,6 +22,7 @@ from fedtna.config.plugins import OPTUNA, importable
 from fedtna.errors import ConfigError
 from fedtna.fl.engines.ray import backend_config, jobs_per_machine, machine_cpus, ray_num_cpus
 from fedtna.fl.results import WandbLogger
+from fedtna.run import objective
 
 # the sweeps extra installs hydra-optuna-sweeper on Python 3.11 only (it needs optuna<3)
 needs_optuna = pytest.mark.skipif(not importable(OPTUNA), reason="hydra-optuna-sweeper is not installed")
@@ -204,7 +205,15 @@ def test_optuna_search_writes_the_best_parameters(tmp_path: Path) -> None:
     assert 0.005 <= results["best_params"]["lr"] <= 0.2
     runs = summaries(sweep_dir)
     assert len(runs) == 2 and all(run["strategy"] == "fedpfn" for run in runs)
-    assert results["best_value"] == pytest.approx(max(run["last5_mean_test_accuracy"] for run in runs))
+    assert all(run["last5_mean_val_accuracy"] != run["last5_mean_test_accuracy"] for run in runs)
+    assert results["best_value"] == pytest.approx(max(run["last5_mean_val_accuracy"] for run in runs))
+
+
+def test_a_sweeper_maximises_validation_accuracy_when_data_is_held_out() -> None:
+    both = {"status": "completed", "last5_mean_test_accuracy": 0.9, "last5_mean_val_accuracy": 0.8}
+    assert objective(both) == 0.8  # the test set never chooses
+    assert objective({"status": "completed", "last5_mean_test_accuracy": 0.9}) == 0.9  # validation_fraction=0
+    assert objective({**both, "status": "failed"}) is None
 
 
 # ---- a sweep survives its worst job -----------------------------------------------------------------
