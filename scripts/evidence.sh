@@ -10,12 +10,13 @@
 #                                     # and ResNet-20 (3 epochs, 2 seeds)
 #   bash scripts/evidence.sh soups    # model soups: fine-tuned copies of one pretrained MLP / CNN, with/without anchors
 #   bash scripts/evidence.sh tuned    # each method at its own lr chosen on held-out validation data (issue 19):
-#                                     # validation_fraction=0.1, weight decay 5e-4, lr {0.0125,0.025,0.05,0.1} for FedAvg,
-#                                     # FedProx (x mu {0.001,0.01,0.1}), FedPFN rho 0.4, FedPNU rho 0.6; drift 5 seeds (120
-#                                     # runs), alpha 0.5 3 seeds (72); then `fedtna.report --select lr,strategy.proximal_mu`
+#                                     # validation_fraction=0.1, weight decay 5e-4, lr {0.0125,0.025,0.05,0.1} (alpha: and
+#                                     # 0.2; FedProx there 0.025-0.2) for FedAvg, FedProx (x mu {0.001,0.01,0.1}), FedPFN
+#                                     # rho 0.4, FedPNU rho 0.6; drift 5 seeds (120 runs), alpha 0.5 3 seeds (81); then
+#                                     # `fedtna.report --select lr,strategy.proximal_mu`
 #     In chunks: REGIMES="drift alpha" METHODS="fedavg fedprox fedpfn fedpnu" SEEDS=0,1 (default: 0-4 drift, 0-2 alpha);
 #     one sweep folder per regime, method and seed, run with resume=auto, so a rerun skips finished jobs and continues
-#     killed ones. ENGINE (default vectorized, the fastest for these models), LRS, MUS; EXTRA adds overrides (a smoke
+#     killed ones. ENGINE (default vectorized, the fastest for these models), LRS, PROX_LRS, MUS; EXTRA adds overrides (a smoke
 #     test in its own folder: ROOT=/tmp/smoke EXTRA="model=mlp num_rounds=2"; under the default ROOT its runs would
 #     block the real ones, as resume=auto refuses a folder whose overrides differ); NO_REPORT=1 skips the reports.
 # Every part keeps its run folders under $ROOT (default multirun/evidence) and ends with reports:
@@ -90,29 +91,29 @@ case ${1:?part: drift alpha rho designs fusion soups tuned} in
         holdout=0.1 "model_lrs=[0.01,0.03,0.05,0.1]" epochs=3 "modes=[vanilla,tna_pfn]" mask_ratio=0.4 \
         seed=0,1,2 progress=false num_threads=1 hydra.sweep.dir=$ROOT/soups_cnn/finetune ;;
   tuned)
-    TUNED="validation_fraction=0.1 weight_decay=5e-4 lr=${LRS:-0.0125,0.025,0.05,0.1} simulation.backend=${ENGINE:-vectorized}"
+    TUNED="validation_fraction=0.1 weight_decay=5e-4 simulation.backend=${ENGINE:-vectorized}"
     MUS=${MUS:-0.001,0.01,0.1}
     for regime in ${REGIMES:-drift alpha}; do
+      # lr grids: in alpha every method chose 0.1, the top of the drift grid, so its grid goes on to 0.2;
+      # FedProx (3 mu, so 3x the runs) leaves out 0.0125 there, the worst lr of every other method
       if [ $regime = drift ]; then set -- +experiment=drift; seeds=${SEEDS:-0,1,2,3,4}
+        lrs=${LRS:-0.0125,0.025,0.05,0.1}; prox_lrs=${PROX_LRS:-$lrs}
       elif [ $regime = alpha ]; then set -- $ALPHA; seeds=${SEEDS:-0,1,2}
+        lrs=${LRS:-0.0125,0.025,0.05,0.1,0.2}; prox_lrs=${PROX_LRS:-${LRS:-0.025,0.05,0.1,0.2}}
       else echo "unknown regime '$regime': drift or alpha" >&2; exit 2; fi
       for method in ${METHODS:-fedavg fedprox fedpfn fedpnu}; do
-        case $method in  # variants: a folder each (FedProx: one per mu), so a wider grid never renumbers jobs
-          fedavg) variants=plain ;;
-          fedprox) variants=$(printf 'mu%s ' ${MUS//,/ }) ;;
-          fedpfn|fedpnu) variants=plain ;;
+        case $method in  # each mu of FedProx in a folder of its own, so a wider mu grid never renumbers jobs
+          fedavg) runs=("fedavg|strategy=fedavg lr=$lrs") ;;
+          fedprox) runs=(); for mu in ${MUS//,/ }; do
+                     runs+=("fedprox/mu$mu|strategy=fedprox strategy.proximal_mu=$mu lr=$prox_lrs"); done ;;
+          fedpfn) runs=("fedpfn|strategy=fedpfn mask_ratio=0.4 lr=$lrs") ;;
+          fedpnu) runs=("fedpnu|strategy=fedpnu mask_ratio=0.6 lr=$lrs") ;;
           *) echo "unknown method '$method': one of fedavg fedprox fedpfn fedpnu" >&2; exit 2 ;;
         esac
-        for variant in $variants; do
-          case $method in
-            fedavg) m="strategy=fedavg"; dir=$method ;;
-            fedprox) m="strategy=fedprox strategy.proximal_mu=${variant#mu}"; dir=$method/$variant ;;
-            fedpfn) m="strategy=fedpfn mask_ratio=0.4"; dir=$method ;;
-            fedpnu) m="strategy=fedpnu mask_ratio=0.6"; dir=$method ;;
-          esac
-          for seed in ${seeds//,/ }; do  # a folder per seed: the same jobs (and job numbers) whatever the chunk
-            run "$@" $m $TUNED ${EXTRA:-} seed=$seed resume=auto '~hydra.callbacks.report' \
-                hydra.sweep.dir=$ROOT/tuned/$regime/$dir/seed$seed \
+        for entry in "${runs[@]}"; do
+          for seed in ${seeds//,/ }; do  # a folder per seed; lrs appended to a grid get new job numbers
+            run "$@" ${entry#*|} $TUNED ${EXTRA:-} seed=$seed resume=auto '~hydra.callbacks.report' \
+                hydra.sweep.dir=$ROOT/tuned/$regime/${entry%%|*}/seed$seed \
               || [ $? = 3 ]  # exit 3: a job failed (diverged at a high lr); selection rules that value out
           done
         done
