@@ -29,8 +29,9 @@ def objective(summary: dict) -> float | None:
     accuracy; None for a failed run."""
     if summary.get("status") != "completed":
         return None
-    value = summary.get("last5_mean_val_accuracy")
-    return value if value is not None else summary.get("last5_mean_test_accuracy")
+    if "last5_mean_val_accuracy" in summary:  # a run that held data out is never ranked on the test set
+        return summary["last5_mean_val_accuracy"]
+    return summary.get("last5_mean_test_accuracy")
 
 
 def run(config: RunConfig) -> float | None:

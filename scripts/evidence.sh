@@ -15,9 +15,10 @@
 #                                     # rho 0.4, FedPNU rho 0.6; drift 5 seeds (120 runs), alpha 0.5 3 seeds (81); then
 #                                     # `fedtna.report --select lr,strategy.proximal_mu`
 #     In chunks: REGIMES="drift alpha" METHODS="fedavg fedprox fedpfn fedpnu" SEEDS=0,1 (default: 0-4 drift, 0-2 alpha);
-#     one sweep folder per regime, method and seed, run with resume=auto, so a rerun skips finished jobs and continues
-#     killed ones. ENGINE (default vectorized, the fastest for these models), LRS, PROX_LRS, MUS; EXTRA adds overrides (a smoke
-#     test in its own folder: ROOT=/tmp/smoke EXTRA="model=mlp num_rounds=2"; under the default ROOT its runs would
+#     one sweep folder per regime, method (FedProx: and mu) and seed, run with resume=auto, so a rerun skips
+#     finished jobs and continues killed ones. ENGINE (default vectorized, the fastest for these models), LRS,
+#     PROX_LRS, MUS; EXTRA adds overrides (a smoke test in its own folder: ROOT=/tmp/smoke EXTRA="model=mlp
+#     num_rounds=2"; under the default ROOT its runs would
 #     block the real ones, as resume=auto refuses a folder whose overrides differ); NO_REPORT=1 skips the reports.
 # Every part keeps its run folders under $ROOT (default multirun/evidence) and ends with reports:
 #   python -m fedtna.report $ROOT/drift/wd5e-4 ...  (each command below prints where its report went)
@@ -91,6 +92,7 @@ case ${1:?part: drift alpha rho designs fusion soups tuned} in
         holdout=0.1 "model_lrs=[0.01,0.03,0.05,0.1]" epochs=3 "modes=[vanilla,tna_pfn]" mask_ratio=0.4 \
         seed=0,1,2 progress=false num_threads=1 hydra.sweep.dir=$ROOT/soups_cnn/finetune ;;
   tuned)
+    set -f  # no globbing: overrides such as model.hidden_sizes=[32] in EXTRA stay as written
     TUNED="validation_fraction=0.1 weight_decay=5e-4 simulation.backend=${ENGINE:-vectorized}"
     MUS=${MUS:-0.001,0.01,0.1}
     for regime in ${REGIMES:-drift alpha}; do

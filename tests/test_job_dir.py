@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from omegaconf import OmegaConf
 
 from fedtna.config.entry import CONF_DIR
@@ -25,16 +26,28 @@ def test_a_long_name_is_cut_to_255_bytes_and_keeps_jobs_apart() -> None:
     assert job_dir_name(1, common + ",lr=0.1") == first  # a rerun finds the same folder
 
 
-def test_a_cut_never_splits_a_character() -> None:
-    name = job_dir_name(2, "tag=" + "é" * 200)
-    assert len(name.encode()) <= NAME_MAX_BYTES
-    name.encode().decode()  # whole characters only
+@pytest.mark.parametrize("character", ["é", "€", "🙂"])  # 2, 3 and 4 bytes: some cut lands mid-character
+def test_a_cut_never_splits_a_character(character: str) -> None:
+    name = job_dir_name(2, "tag=x" + character * 200)
+    head, digest = name.rsplit("~", 1)
+    assert len(digest) == 12 and NAME_MAX_BYTES - len(character.encode()) < len(name.encode()) <= NAME_MAX_BYTES
+    assert head.startswith("2_tag=x") and set(head[len("2_tag=x"):]) == {character}
+
+
+def test_only_a_component_that_is_too_long_is_cut() -> None:
+    """A value with '/' nests folders: each folder name may have 255 bytes, not the whole path."""
+    nested = "init_checkpoint=" + "/".join(["d" * 200] * 3) + "/model.pt,seed=0"
+    assert job_dir_name(0, nested) == f"0_{nested}"
+    long_tail = "init_checkpoint=runs/model.pt,tag=" + "t" * 300
+    first, rest = job_dir_name(0, long_tail).split("/")
+    assert first == "0_init_checkpoint=runs" and len(rest.encode()) == NAME_MAX_BYTES and "~" in rest
 
 
 def test_both_configs_name_sweep_jobs_with_it() -> None:
     for config_name in ("config", "lmc"):
         sweep = OmegaConf.load(CONF_DIR / f"{config_name}.yaml").hydra.sweep
         assert OmegaConf.to_container(sweep)["subdir"] == SUBDIR
-        job = {"hydra": {"job": {"num": 4, "override_dirname": "lr=0.1"}}}
+        overrides = "lr=0.1,mask.scope=[conv1,fc1],tag='a b',x=é"  # commas, brackets, quotes: passed as one value
+        job = {"hydra": {"job": {"num": 4, "override_dirname": overrides}}}
         resolved = OmegaConf.merge(job, {"hydra": {"sweep": sweep}})
-        assert resolved.hydra.sweep.subdir == "4_lr=0.1"  # the resolver is registered on import of the entry
+        assert resolved.hydra.sweep.subdir == f"4_{overrides}"  # the resolver is registered on import of the entry

@@ -155,6 +155,19 @@ def test_a_value_with_a_missing_seed_is_not_chosen(tmp_path: Path) -> None:
     assert selection.warnings == ["strategy=fedavg: lr=0.025 is left out of the selection (no complete run for seed 2)"]
 
 
+def test_a_choice_without_every_seed_is_warned_and_not_called_left_out(tmp_path: Path) -> None:
+    lr_grid(tmp_path)
+    for lr, seed in zip(LRS, (0, 1, 2, 0), strict=True):  # every FedAvg value lost a seed
+        (tmp_path / f"fedavg-{lr}-{seed}" / "summary.json").unlink()
+    selection = select(find_runs([tmp_path]).fl, ["lr"])
+    fedavg = next(method for method in selection.methods if method.label == "strategy=fedavg")
+    assert fedavg.chosen.values == (0.025,) and not fedavg.chosen.eligible
+    assert selection.warnings[0] == ("strategy=fedavg: no value has a complete run for every seed; lr=0.025 was "
+                                     "chosen among those with the most (no complete run for seed 1)")
+    assert not any("lr=0.025 is left out" in warning for warning in selection.warnings)
+    assert sum("is left out" in warning for warning in selection.warnings) == 3
+
+
 def test_a_value_left_out_is_warned_in_the_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     lr_grid(tmp_path)
     (tmp_path / "fedpfn-0.1-1" / "summary.json").unlink()

@@ -48,7 +48,8 @@ def _chosen(analysis: FlAnalysis, group: Group) -> dict[str, Any] | None:
 
 
 def selection_record(selection: Selection) -> dict[str, Any]:
-    """Every method's candidates with their validation accuracy, the chosen values and edge-of-grid warnings."""
+    """Every method's candidates with their validation accuracy, the chosen values, and the warnings: choices
+    at the edge of their grid or without every seed, values left out for lack of seeds."""
     return {"keys": list(selection.keys), "warnings": selection.warnings, "methods": [{
         "method": method.label, "chosen": method.values_text(),
         "candidates": [{"values": method.values_text(c), "seeds": list(c.seeds), "eligible": c.eligible,

@@ -101,8 +101,10 @@ class MethodChoice:
 
     @property
     def ruled_out(self) -> tuple[RuledOut, ...]:
-        """Candidates without a complete run for every seed: diverged, failed or not run yet."""
-        return tuple(RuledOut(self.label, self.values_text(c), c.note) for c in self.candidates if not c.eligible)
+        """Candidates without a complete run for every seed (diverged, failed or not run yet), the chosen one
+        aside: it is chosen among those with the most runs when no candidate has every seed."""
+        return tuple(RuledOut(self.label, self.values_text(c), c.note) for c in self.candidates
+                     if not c.eligible and c is not self.chosen)
 
     def grid(self, key: str) -> tuple[Any, ...]:
         """The values of ``key`` this method was run at, sorted."""
@@ -125,8 +127,11 @@ class Selection:
 
     @property
     def warnings(self) -> list[str]:
-        """Chosen values at the edge of their grid, then candidates left out for lack of seeds."""
-        return [edge.text() for method in self.methods for edge in method.edges] + \
+        """Choices without every seed, chosen values at the edge of their grid, candidates left out."""
+        incomplete = [f"{method.label or 'all runs'}: no value has a complete run for every seed; "
+                      f"{method.values_text()} was chosen among those with the most ({method.chosen.note})"
+                      for method in self.methods if not method.chosen.eligible]
+        return incomplete + [edge.text() for method in self.methods for edge in method.edges] + \
             [ruled.text() for method in self.methods for ruled in method.ruled_out]
 
     @property
