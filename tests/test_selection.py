@@ -176,6 +176,7 @@ def test_a_value_left_out_is_warned_in_the_report(tmp_path: Path, capsys: pytest
     warning = "strategy=fedpfn: lr=0.1 is left out of the selection (no complete run for seed 1)"
     assert warning in " ".join(capsys.readouterr().out.split())
     assert warning in (out / "report.md").read_text()
+    assert "Shared by the runs at their chosen values:" in (out / "report.md").read_text()
     assert json.loads((out / "report.json").read_text())["fl"]["selection"]["warnings"] == [warning]
 
 

@@ -125,7 +125,9 @@ def markdown(found: FoundRuns, directories: Sequence[Path], fl: FlAnalysis | Non
         lines += ["## Failed jobs", "", note, "", failed_table.markdown(), ""]
     if fl is not None:
         config = fl.groups[0].runs[0].config if fl.groups else None
-        lines += ["## Federated runs", "", settings_sentence(fl.keys, fl.named, config, FL_CONTEXT, fl.varying), ""]
+        shared_by = "all" if fl.selection is None else "the runs at their chosen values"
+        lines += ["## Federated runs", "",
+                  settings_sentence(fl.keys, fl.named, config, FL_CONTEXT, fl.varying, shared_by), ""]
         if fl.selection is not None:
             lines += ["### Selection on validation data", "", selection_table(fl.selection).markdown(), ""]
             lines += [f"**Warning:** {warning}.  " for warning in fl.selection.warnings]

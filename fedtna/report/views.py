@@ -137,10 +137,10 @@ def excluded_table(analysis: FlAnalysis) -> TextTable | None:
 
 
 def settings_sentence(keys: list[str], named: list[str], config: dict | None, shared_keys: tuple[str, ...],
-                      varying: list[str] | None = None) -> str:
+                      varying: list[str] | None = None, shared_by: str = "all") -> str:
     """Which settings differ (named ones and those following from them) and what all runs share."""
     shared = context(config, shared_keys, varying if varying is not None else keys) if config else ""
-    shared = f" Shared by all: {shared}." if shared else ""
+    shared = f" Shared by {shared_by}: {shared}." if shared else ""
     if not keys:
         return "No setting differs between the runs except the seed." + shared
     text = "Settings that differ between runs: " + ", ".join(f"`{display_key(key)}`" for key in named) + "."
