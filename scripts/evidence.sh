@@ -11,8 +11,8 @@
 #   bash scripts/evidence.sh soups    # model soups: fine-tuned copies of one pretrained MLP / CNN, with/without anchors
 #   bash scripts/evidence.sh tuned    # each method at its own lr chosen on held-out validation data (issue 19):
 #                                     # validation_fraction=0.1, weight decay 5e-4, lr {0.0125,0.025,0.05,0.1} (alpha: and
-#                                     # 0.2; FedProx there 0.05-0.2) for FedAvg, FedProx (x mu {0.001,0.01,0.1}), FedPFN
-#                                     # rho 0.4, FedPNU rho 0.6; drift 5 seeds (120 runs), alpha 0.5 3 seeds (72); then
+#                                     # 0.2; FedProx there 0.05, 0.1) for FedAvg, FedProx (x mu {0.001,0.01,0.1}), FedPFN
+#                                     # rho 0.4, FedPNU rho 0.6; drift 5 seeds (120 runs), alpha 0.5 3 seeds (63); then
 #                                     # `fedtna.report --select lr,strategy.proximal_mu`
 #     In chunks: REGIMES="drift alpha" METHODS="fedavg fedprox fedpfn fedpnu" SEEDS=0,1 (default: 0-4 drift, 0-2 alpha);
 #     one sweep folder per regime, method (FedProx: and mu) and seed, run with resume=auto, so a rerun skips
@@ -97,11 +97,12 @@ case ${1:?part: drift alpha rho designs fusion soups tuned} in
     MUS=${MUS:-0.001,0.01,0.1}
     for regime in ${REGIMES:-drift alpha}; do
       # lr grids: in alpha every method chose 0.1, the top of the drift grid, so its grid goes on to 0.2;
-      # FedProx (3 mu, so 3x the runs) starts at 0.05 there: 0.0125 and 0.025 were the worst of every other method
+      # FedProx (3 mu, so 3x the runs) gets 0.05 and 0.1 there: below 0.05 every other method was worse, and
+      # at 0.2 FedAvg fell to chance on every seed
       if [ $regime = drift ]; then set -- +experiment=drift; seeds=${SEEDS:-0,1,2,3,4}
         lrs=${LRS:-0.0125,0.025,0.05,0.1}; prox_lrs=${PROX_LRS:-$lrs}
       elif [ $regime = alpha ]; then set -- $ALPHA; seeds=${SEEDS:-0,1,2}
-        lrs=${LRS:-0.0125,0.025,0.05,0.1,0.2}; prox_lrs=${PROX_LRS:-${LRS:-0.05,0.1,0.2}}
+        lrs=${LRS:-0.0125,0.025,0.05,0.1,0.2}; prox_lrs=${PROX_LRS:-${LRS:-0.05,0.1}}
       else echo "unknown regime '$regime': drift or alpha" >&2; exit 2; fi
       for method in ${METHODS:-fedavg fedprox fedpfn fedpnu}; do
         case $method in  # each mu of FedProx in a folder of its own, so a wider mu grid never renumbers jobs
