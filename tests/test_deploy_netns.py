@@ -44,7 +44,7 @@ HOSTS = ("link", "node0", "node1")
 BASE = ["num_clients=2", "dataset=mnist5k", "model=mlp", "model.hidden_sizes=[16]", "strategy=fedavg",
         "local_epochs=1", "batch_size=64", "progress=false", "device=cpu"]
 TRAIN_RECEIVED = "Receiving: train message"  # a SuperNode logs this for every train message it pulls
-ROUND_TIMEOUT = 30  # s; a clean round takes ~6-12 s on a busy 2-core machine, over 20 s when oversubscribed
+ROUND_TIMEOUT = 20  # s; a clean round takes ~6-12 s on a busy 2-core machine
 CUT_SECONDS = 30
 RUN_TIMEOUT = 300
 
